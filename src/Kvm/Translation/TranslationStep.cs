@@ -1,0 +1,13 @@
+namespace Kvm;
+
+/// <summary>One level of a page-table walk: which table was read, which entry, and what it held.</summary>
+/// <param name="Level">The kernel name of the level (<c>pgd</c>, <c>p4d</c>, <c>pud</c>, <c>pmd</c>, <c>pte</c>).</param>
+/// <param name="TableAddress">Physical address of the table.</param>
+/// <param name="Index">Index of the entry in the table.</param>
+/// <param name="Entry">The raw entry.</param>
+/// <param name="IsLeaf">True when the entry maps a page (a 4 KiB page, or a 2 MiB/1 GiB large page).</param>
+public sealed record TranslationStep(string Level, ulong TableAddress, int Index, ulong Entry, bool IsLeaf)
+{
+    /// <summary>Physical address of the entry itself.</summary>
+    public ulong EntryAddress => TableAddress + ((ulong)Index * 8);
+}
