@@ -17,6 +17,9 @@ internal static class ImageFormats
     public static IReadOnlyList<IImageFormat> All { get; } =
     [
         new Kdump.KdumpFormat(),
+        new Elf.ElfCoreFormat(),
+        new Lime.LimeFormat(),
+        new Raw.RawFormat(),
     ];
 
     /// <summary>The probe window: every signature we know fits in the first page.</summary>

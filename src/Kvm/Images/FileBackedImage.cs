@@ -1,0 +1,111 @@
+using Kvm.IO;
+
+namespace Kvm.Images;
+
+/// <summary>
+/// Shared read and write logic for images whose physical memory is a set of file ranges (ELF, LiME, raw).
+/// A range's tail beyond <see cref="SegmentMap.Entry.FileLength"/> is excluded (ELF p_filesz &lt; p_memsz, as
+/// makedumpfile -E writes it); a range that the file ends inside is truncated.
+/// </summary>
+internal abstract class FileBackedImage : DumpImage
+{
+    private readonly SegmentMap _map;
+
+    protected FileBackedImage(RandomAccessFile file, SegmentMap map)
+    {
+        File = file;
+        _map = map;
+    }
+
+    protected RandomAccessFile File { get; }
+
+    protected SegmentMap Map => _map;
+
+    public override IReadOnlyList<string> Files => [File.Path];
+
+    public override IReadOnlyList<PhysicalRange> PhysicalRanges => _map.ToRanges();
+
+    public override long ExcludedPages
+    {
+        get
+        {
+            ulong bytes = 0;
+            foreach (var e in _map.Entries)
+            {
+                bytes += e.Length - Math.Min(e.Length, e.FileLength);
+            }
+
+            return (long)(bytes / 4096);
+        }
+    }
+
+    public override bool CanWrite => File.CanWrite;
+
+    public override int ReadPhysical(ulong physicalAddress, Span<byte> buffer, out PhysicalReadStatus status)
+    {
+        int done = 0;
+        status = PhysicalReadStatus.Complete;
+        while (done < buffer.Length)
+        {
+            ulong pa = physicalAddress + (ulong)done;
+            if (!_map.TryFind(pa, out var e))
+            {
+                status = PhysicalReadStatus.NotInImage;
+                break;
+            }
+
+            ulong inSegment = pa - e.Start;
+            if (inSegment >= e.FileLength)
+            {
+                status = PhysicalReadStatus.Excluded;
+                break;
+            }
+
+            int chunk = (int)Math.Min((ulong)(buffer.Length - done), e.FileLength - inSegment);
+            int n = File.Read(e.FileOffset + (long)inSegment, buffer.Slice(done, chunk));
+            done += n;
+            if (n < chunk)
+            {
+                status = PhysicalReadStatus.Truncated;
+                break;
+            }
+        }
+
+        return done;
+    }
+
+    public override int WritePhysical(ulong physicalAddress, ReadOnlySpan<byte> data)
+    {
+        if (!File.CanWrite)
+        {
+            throw new KvmException(KvmErrorCode.ReadOnly, $"{File.Path}: image not opened for writing");
+        }
+
+        int done = 0;
+        while (done < data.Length)
+        {
+            ulong pa = physicalAddress + (ulong)done;
+            if (!_map.TryFind(pa, out var e) || pa - e.Start >= e.FileLength)
+            {
+                break;
+            }
+
+            ulong inSegment = pa - e.Start;
+            int chunk = (int)Math.Min((ulong)(data.Length - done), e.FileLength - inSegment);
+            File.Write(e.FileOffset + (long)inSegment, data.Slice(done, chunk));
+            done += chunk;
+        }
+
+        return done;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            File.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+}

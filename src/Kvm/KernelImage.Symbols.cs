@@ -1,0 +1,71 @@
+namespace Kvm;
+
+public sealed partial class KernelImage
+{
+    /// <summary>
+    /// Looks up a symbol: the caller's resolver first, then the namelists in order, then VMCOREINFO. As in libkvm's
+    /// nlist, one leading underscore is optional (<c>_jiffies</c> finds <c>jiffies</c>).
+    /// </summary>
+    public bool TryGetSymbol(string name, out KernelSymbol symbol)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ThrowIfDisposed();
+        if (TryGetSymbolExact(name, out symbol))
+        {
+            return true;
+        }
+
+        return name.Length > 1 && name[0] == '_' && TryGetSymbolExact(name[1..], out symbol);
+    }
+
+    /// <summary>Looks up a symbol or throws <see cref="SymbolNotFoundException"/>.</summary>
+    public KernelSymbol GetSymbol(string name) =>
+        TryGetSymbol(name, out var symbol) ? symbol : throw new SymbolNotFoundException(name);
+
+    /// <summary>Finds the symbol at or below <paramref name="address"/>; <paramref name="offset"/> is the distance from it.</summary>
+    public bool TryFindSymbol(ulong address, out KernelSymbol symbol, out ulong offset)
+    {
+        ThrowIfDisposed();
+        KernelSymbol best = default;
+        bool found = false;
+        foreach (var table in _namelists)
+        {
+            if (table.TryFindByAddress(address, out var s) && (!found || s.Address > best.Address))
+            {
+                best = s;
+                found = true;
+            }
+        }
+
+        symbol = best;
+        offset = found ? address - best.Address : 0;
+        return found;
+    }
+
+    /// <summary>Every symbol of every namelist, relocated.</summary>
+    public IEnumerable<KernelSymbol> EnumerateSymbols()
+    {
+        ThrowIfDisposed();
+        return _namelists.SelectMany(t => t.Enumerate());
+    }
+
+    private bool TryGetSymbolExact(string name, out KernelSymbol symbol)
+    {
+        if (_resolver?.Invoke(name) is { } resolved)
+        {
+            symbol = new KernelSymbol(name, resolved, '?', "resolver");
+            return true;
+        }
+
+        foreach (var table in _namelists)
+        {
+            if (table.TryLookup(name, out symbol))
+            {
+                return true;
+            }
+        }
+
+        symbol = default;
+        return false;
+    }
+}

@@ -1,0 +1,23 @@
+namespace Kvm;
+
+/// <summary>How to open a kernel image.</summary>
+public sealed class KernelImageOptions
+{
+    /// <summary>
+    /// Namelists: System.map, a vmlinux ELF, or a kallsyms listing, in look-up order. Empty: the image's own
+    /// symbols (VMCOREINFO) for dumps, /proc/kallsyms for the live kernel.
+    /// </summary>
+    public IReadOnlyList<string> Namelists { get; init; } = [];
+
+    /// <summary>Open the image for writing (libkvm's O_RDWR). Writing works in place for ELF, raw and LiME images.</summary>
+    public bool Writable { get; init; }
+
+    /// <summary>A caller-supplied resolver consulted before the namelists (libkvm's <c>kvm_open2</c> resolver).</summary>
+    public SymbolResolver? Resolver { get; init; }
+
+    /// <summary>Caps on untrusted counts and sizes.</summary>
+    public KvmLimits Limits { get; init; } = KvmLimits.Default;
+
+    /// <summary>Cache sizes.</summary>
+    public CacheOptions Cache { get; init; } = CacheOptions.Default;
+}
