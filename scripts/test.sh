@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what is missing, makes (or reuses) the real crash dumps, builds, and runs every test suite.
+# The last line is the plain summary "N passed, N failed[, N skipped]"; the exit status is non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+require_dotnet
+apt_ensure ca-certificates
+
+say "making or reusing the real test dumps in $KVM_TEST_DUMPS"
+if ! scripts/make-test-dumps.sh; then
+  if [ "${CI:-}" = "true" ]; then
+    die "the test dumps could not be made; in CI that is a failure, not a skip"
+  fi
+  say "warning: the test dumps could not be made; integration tests will skip"
+fi
+
+say "building"
+dotnet build Kvm.slnx -c Release -warnaserror 2>&1 | tail -3
+[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "0 passed, 1 failed"; exit 1; }
+
+results=$(mktemp -d)
+status=0
+for project in tests/Kvm.Tests tests/Kvm.IntegrationTests; do
+  name=$(basename "$project")
+  say "running $name"
+  dotnet test "$project" -c Release --no-build --logger "trx;LogFileName=$results/$name.trx" --logger "console;verbosity=minimal" 2>&1 | grep -vE '^\s*$' | tail -40
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+done
+
+passed=0; failed=0; skipped=0
+for trx in "$results"/*.trx; do
+  [ -f "$trx" ] || continue
+  counters=$(grep -o '<Counters [^>]*>' "$trx" | head -1)
+  p=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  f=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  t=$(sed -n 's/.* total="\([0-9]*\)".*/\1/p' <<<"$counters")
+  e=$(sed -n 's/.* executed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${t:-0} - ${e:-0}))
+done
+rm -rf "$results"
+
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  failed=1
+fi
+if [ "$skipped" -gt 0 ]; then
+  echo "$passed passed, $failed failed, $skipped skipped"
+else
+  echo "$passed passed, $failed failed"
+fi
+[ "$failed" -eq 0 ]

@@ -1,0 +1,46 @@
+using System.CommandLine;
+
+namespace Kvm.Cli;
+
+/// <summary>The global options every command shares (BSD style: <c>-M core -N namelist</c>), read from one parse.</summary>
+internal sealed class CliContext
+{
+    public static readonly Option<string[]> Core = new("-M", "--core") { Description = "Crash dump to examine (repeat for the files of a split kdump set); the live kernel when absent", Recursive = true, AllowMultipleArgumentsPerToken = false };
+    public static readonly Option<string[]> Namelist = new("-N", "--namelist") { Description = "System.map, vmlinux or kallsyms listing (repeatable)", Recursive = true };
+    public static readonly Option<bool> Writable = new("-w", "--write") { Description = "Open the image for writing", Recursive = true };
+    public static readonly Option<bool> Json = new("--json") { Description = "Print JSON instead of text", Recursive = true };
+
+    private CliContext(ParseResult parse, TextWriter output, TextWriter error)
+    {
+        Parse = parse;
+        Out = output;
+        Error = error;
+        CoreFiles = parse.GetValue(Core) ?? [];
+        Namelists = parse.GetValue(Namelist) ?? [];
+        IsWritable = parse.GetValue(Writable);
+        IsJson = parse.GetValue(Json);
+    }
+
+    public ParseResult Parse { get; }
+
+    public TextWriter Out { get; }
+
+    public TextWriter Error { get; }
+
+    public IReadOnlyList<string> CoreFiles { get; }
+
+    public IReadOnlyList<string> Namelists { get; }
+
+    public bool IsWritable { get; }
+
+    public bool IsJson { get; }
+
+    public static CliContext From(ParseResult parse, TextWriter output, TextWriter error) => new(parse, output, error);
+
+    /// <summary>Opens the image the options name.</summary>
+    public KernelImage OpenImage()
+    {
+        var options = new KernelImageOptions { Namelists = Namelists, Writable = IsWritable };
+        return CoreFiles.Count == 0 ? KernelImage.OpenLive(options) : KernelImage.Open(CoreFiles, options);
+    }
+}

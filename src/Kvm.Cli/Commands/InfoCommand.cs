@@ -1,0 +1,130 @@
+using System.CommandLine;
+
+namespace Kvm.Cli.Commands;
+
+/// <summary><c>kmem info</c>: what the image is and where the kernel sits in it.</summary>
+internal static class InfoCommand
+{
+    public static Command Create(CliIo io)
+    {
+        var command = new Command("info", "Describe the image: format, compression, kernel release, paging, KASLR, physical memory");
+        command.SetAction(parse => Program.Guard(parse, io, Run));
+        return command;
+    }
+
+    private static int Run(CliContext ctx)
+    {
+        using var image = ctx.OpenImage();
+        var layout = image.Layout;
+        var compression = image.Compression == DumpCompression.None ? "none" : image.Compression.ToString().ToLowerInvariant();
+        if (ctx.IsJson)
+        {
+            JsonOutput.Write(ctx.Out, w =>
+            {
+                w.WriteStartObject();
+                w.WriteString("format", FormatName(image.Format));
+                w.WriteString("description", image.FormatDescription);
+                w.WriteString("compression", compression);
+                w.WriteBoolean("flattened", image.IsFlattened);
+                w.WriteStartArray("files");
+                foreach (var f in image.Files)
+                {
+                    w.WriteStringValue(f);
+                }
+
+                w.WriteEndArray();
+                w.WriteString("arch", image.Architecture);
+                w.WriteString("release", image.Release);
+                w.WriteNumber("pageSize", image.PageSize);
+                w.WriteNumber("pagingLevels", layout.PagingLevels);
+                w.WriteString("kaslrOffset", AddressExpression.SignedHex(layout.KaslrOffset));
+                w.WriteBoolean("kaslrOffsetKnown", layout.KaslrOffsetKnown);
+                w.WriteString("physBase", AddressExpression.SignedHex(layout.PhysBase));
+                if (layout.PageOffsetBase is { } pob)
+                {
+                    w.WriteString("pageOffsetBase", JsonOutput.Hex(pob));
+                }
+                else
+                {
+                    w.WriteNull("pageOffsetBase");
+                }
+
+                w.WriteString("pageTableRoot", JsonOutput.Hex(layout.PageTableRoot));
+                w.WriteString("layoutMethod", layout.Method);
+                w.WriteBoolean("vmcoreinfo", image.VmcoreInfo is not null);
+                w.WriteString("vmcoreinfoSource", image.VmcoreInfo?.Source);
+                w.WriteNumber("excludedPages", image.ExcludedPages);
+                if (image.DumpLevel is { } level)
+                {
+                    w.WriteNumber("dumpLevel", level);
+                }
+                else
+                {
+                    w.WriteNull("dumpLevel");
+                }
+
+                w.WriteStartArray("physicalRanges");
+                foreach (var r in image.PhysicalRanges)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("start", JsonOutput.Hex(r.Start));
+                    w.WriteString("end", JsonOutput.Hex(r.End));
+                    w.WriteEndObject();
+                }
+
+                w.WriteEndArray();
+                w.WriteStartArray("namelists");
+                foreach (var n in image.Namelists)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("source", n.Source);
+                    w.WriteString("kind", n.Kind.ToString());
+                    w.WriteNumber("symbols", n.SymbolCount);
+                    w.WriteString("displacement", AddressExpression.SignedHex(n.Displacement));
+                    w.WriteEndObject();
+                }
+
+                w.WriteEndArray();
+                w.WriteEndObject();
+            });
+            return 0;
+        }
+
+        var o = ctx.Out;
+        o.WriteLine($"format          {FormatName(image.Format)} ({image.FormatDescription}){(image.IsFlattened ? ", flattened" : string.Empty)}");
+        o.WriteLine($"files           {string.Join(' ', image.Files)}");
+        o.WriteLine($"compression     {compression}");
+        o.WriteLine($"arch            {image.Architecture}");
+        o.WriteLine($"release         {image.Release ?? "(unknown)"}");
+        o.WriteLine($"page size       {image.PageSize}");
+        o.WriteLine($"paging          {layout.PagingLevels}-level");
+        o.WriteLine($"kaslr offset    {AddressExpression.SignedHex(layout.KaslrOffset)}{(layout.KaslrOffsetKnown ? string.Empty : " (assumed: no namelist or VMCOREINFO to measure it)")}");
+        o.WriteLine($"phys_base       {AddressExpression.SignedHex(layout.PhysBase)}");
+        o.WriteLine($"page_offset     {(layout.PageOffsetBase is { } p ? JsonOutput.Hex(p) : "(unknown)")}");
+        o.WriteLine($"page table      {JsonOutput.Hex(layout.PageTableRoot)} (found by {layout.Method})");
+        o.WriteLine($"vmcoreinfo      {(image.VmcoreInfo is { } vi ? $"yes ({vi.Source})" : "no")}");
+        o.WriteLine($"dump level      {(image.DumpLevel is { } d ? d.ToString(System.Globalization.CultureInfo.InvariantCulture) : "-")}");
+        o.WriteLine($"excluded pages  {image.ExcludedPages}");
+        o.WriteLine("physical memory");
+        foreach (var r in image.PhysicalRanges)
+        {
+            o.WriteLine($"  {r.Start:x16}-{r.End:x16}  {r.Length >> 10} KiB");
+        }
+
+        foreach (var n in image.Namelists)
+        {
+            o.WriteLine($"namelist        {n.Source} ({n.Kind}, {n.SymbolCount} symbols, displacement {AddressExpression.SignedHex(n.Displacement)})");
+        }
+
+        return 0;
+    }
+
+    public static string FormatName(DumpFormat format) => format switch
+    {
+        DumpFormat.Elf => "elf",
+        DumpFormat.Kcore => "kcore",
+        DumpFormat.Kdump => "kdump",
+        DumpFormat.Lime => "lime",
+        _ => "raw",
+    };
+}
