@@ -16,6 +16,10 @@
       Exit 0 if VDIR/manifest.json exists and every file it names is there (cache hit).
   labtool.py index --base BASE --root DIR VDIR...
       Write BASE/index.json.
+  labtool.py modules --root ROOT --release REL --out DIR NAME...
+      Resolve NAME... (and their dependencies, from the modules.dep that `depmod -b`
+      wrote) in the unpacked kernel package, skip built-in ones, copy them decompressed
+      into DIR (busybox insmod takes plain .ko files) and write DIR/load.list in order.
 
 Truth comes from the guest only; nothing here reads the dumps to make truth.
 """
@@ -478,6 +482,65 @@ def cmd_index(a):
     os.replace(tmp, os.path.join(a.base, "index.json"))
 
 
+# ---------------------------------------------------------------- modules
+
+def module_name(path):
+    base = os.path.basename(path)
+    base = re.sub(r"\.ko(\.xz|\.zst|\.gz)?$", "", base)
+    return base.replace("-", "_")
+
+
+def cmd_modules(a):
+    import gzip
+    import lzma
+    import subprocess
+    moddir = os.path.join(a.root, "lib", "modules", a.release)
+    builtin = set()
+    bpath = os.path.join(moddir, "modules.builtin")
+    if os.path.exists(bpath):
+        builtin = {module_name(l.strip()) for l in open(bpath) if l.strip()}
+    deps = {}
+    for line in open(os.path.join(moddir, "modules.dep")):
+        if ":" in line:
+            mod, rest = line.split(":", 1)
+            deps[module_name(mod)] = (mod, rest.split())
+    order = []
+
+    def visit(name, chain=()):
+        if name in builtin:
+            print(f"make-test-dumps:   module {name} is built in", file=sys.stderr)
+            return
+        if name in order:
+            return
+        if name not in deps:
+            fail(f"module {name} not found in {moddir}/modules.dep")
+        if name in chain:
+            fail(f"module dependency loop at {name}")
+        # modules.dep lists dependencies with the one to load first at the end.
+        for d in reversed(deps[name][1]):
+            visit(module_name(d), chain + (name,))
+        order.append(name)
+
+    for n in a.names:
+        visit(n.replace("-", "_"))
+    os.makedirs(a.out, exist_ok=True)
+    for name in order:
+        src = os.path.join(moddir, deps[name][0])
+        if src.endswith(".xz"):
+            data = lzma.open(src).read()
+        elif src.endswith(".gz"):
+            data = gzip.open(src).read()
+        elif src.endswith(".zst"):
+            data = subprocess.run(["zstd", "-dc", src], check=True, stdout=subprocess.PIPE).stdout
+        else:
+            data = open(src, "rb").read()
+        with open(os.path.join(a.out, name + ".ko"), "wb") as fo:
+            fo.write(data)
+    with open(os.path.join(a.out, "load.list"), "w") as fo:
+        fo.write("".join(n + ".ko\n" for n in order))
+    print(f"make-test-dumps:   modules: {' '.join(order) or '(all built in)'}", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser()
     sp = ap.add_subparsers(dest="cmd", required=True)
@@ -510,6 +573,12 @@ def main():
     p.add_argument("--root", required=True)
     p.add_argument("vdirs", nargs="*")
     p.set_defaults(fn=cmd_index)
+    p = sp.add_parser("modules")
+    p.add_argument("--root", required=True)
+    p.add_argument("--release", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("names", nargs="+")
+    p.set_defaults(fn=cmd_modules)
     a = ap.parse_args()
     a.fn(a)
 
