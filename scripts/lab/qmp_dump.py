@@ -171,7 +171,11 @@ def main():
                 os.unlink(path)
             t0 = time.time()
             qmp.events.clear()  # forget any stale DUMP_COMPLETED
-            qmp.cmd("dump-guest-memory", paging=False, protocol="file:" + path, format=fmt, detach=True)
+            # Synchronous (detach=false) on purpose: QEMU 7.2 sends DUMP_COMPLETED before it
+            # closes the dump's fd, so a detached dump started right after that event can
+            # have its new fd closed under it ("dump: failed to sync cache for page_desc").
+            # Without detach the command returns only after that cleanup.
+            qmp.cmd("dump-guest-memory", paging=False, protocol="file:" + path, format=fmt, detach=False)
             ev = qmp.wait_event("DUMP_COMPLETED", timeout=900)
             data = ev.get("data", {})
             if data.get("error") or data.get("result", {}).get("status") == "failed":
