@@ -234,13 +234,13 @@ internal sealed class KdumpHeader
 
         if (version >= 3)
         {
-            vmcoreInfoOffset = (long)s.UInt64(f.OffsetVmcoreInfo);
+            vmcoreInfoOffset = unchecked((long)s.UInt64(f.OffsetVmcoreInfo));
             vmcoreInfoSize = s.Word(f.SizeVmcoreInfo, f.WordSize);
         }
 
         if (version >= 4)
         {
-            noteOffset = (long)s.UInt64(f.OffsetNote);
+            noteOffset = unchecked((long)s.UInt64(f.OffsetNote));
             noteSize = s.Word(f.SizeNote, f.WordSize);
         }
 
@@ -288,24 +288,36 @@ internal sealed class KdumpHeader
     }
 
     /// <summary>
-    /// Picks the packed (i386) or padded (arm) 32-bit sub-header, as libkdumpfile's <c>read_sub_hdr_32</c> does:
-    /// the two agree up to version 2; from version 3 the packed reading is right when its
-    /// <c>offset_vmcoreinfo</c> is absent or lands inside the sub-header blocks.
+    /// Picks the packed (i386) or padded (arm) 32-bit sub-header. The two agree up to version 2. From version 3 on,
+    /// libkdumpfile's <c>read_sub_hdr_32</c> takes the packed reading when its <c>offset_vmcoreinfo</c> is absent or
+    /// lands inside the sub-header blocks; this also requires the note range (v4+) to be absent or inside them,
+    /// which tells the layouts apart when a padded dump has no vmcoreinfo.
     /// </summary>
     private static KdumpLayout ChooseLayout32(byte[] sub, bool bigEndian, int version, MainFields main)
     {
-        if (version < 3)
+        if (version < 3 || Plausible(KdumpLayout.Bits32Packed))
         {
             return KdumpLayout.Bits32Packed;
         }
 
-        var f = SubFields.For(KdumpLayout.Bits32Packed);
-        var s = new SubReader(sub, bigEndian);
-        ulong off = s.UInt64(f.OffsetVmcoreInfo);
-        ulong size = s.Word(f.SizeVmcoreInfo, f.WordSize);
-        ulong payload = (ulong)(1L + main.SubHeaderBlocks) * (ulong)main.BlockSize;
-        bool packed = (off == 0 && size == 0) || (off > (ulong)main.BlockSize && off < payload && size <= payload - off);
-        return packed ? KdumpLayout.Bits32Packed : KdumpLayout.Bits32Padded;
+        return Plausible(KdumpLayout.Bits32Padded) ? KdumpLayout.Bits32Padded : KdumpLayout.Bits32Packed;
+
+        bool Plausible(KdumpLayout layout)
+        {
+            var f = SubFields.For(layout);
+            var s = new SubReader(sub, bigEndian);
+            ulong payload = (ulong)(1L + main.SubHeaderBlocks) * (ulong)main.BlockSize;
+            bool ok = InSubHeader(s.UInt64(f.OffsetVmcoreInfo), s.Word(f.SizeVmcoreInfo, f.WordSize));
+            if (version >= 4)
+            {
+                ok &= InSubHeader(s.UInt64(f.OffsetNote), s.Word(f.SizeNote, f.WordSize));
+            }
+
+            return ok;
+
+            bool InSubHeader(ulong offset, ulong size) =>
+                (offset == 0 && size == 0) || (offset >= (ulong)main.BlockSize && offset <= payload && size <= payload - offset);
+        }
     }
 
     private static string ReadUtsField(ReadOnlySpan<byte> header, int index)
@@ -350,11 +362,11 @@ internal sealed class KdumpHeader
                 is64,
                 ReadUtsField(header, 2),
                 ReadUtsField(header, 4),
-                (uint)s.Int32(status),
+                unchecked((uint)s.Int32(status)),
                 s.Int32(status + 4),
                 s.Int32(status + 8),
-                (uint)s.Int32(status + 12),
-                (uint)s.Int32(status + 16),
+                unchecked((uint)s.Int32(status + 12)),
+                unchecked((uint)s.Int32(status + 16)),
                 status);
         }
 
@@ -450,6 +462,6 @@ internal sealed class KdumpHeader
             ? BinaryPrimitives.ReadUInt64BigEndian(_data[offset..])
             : BinaryPrimitives.ReadUInt64LittleEndian(_data[offset..]);
 
-        public ulong Word(int offset, int size) => size == 8 ? UInt64(offset) : (uint)Int32(offset);
+        public ulong Word(int offset, int size) => size == 8 ? UInt64(offset) : unchecked((uint)Int32(offset));
     }
 }
