@@ -428,8 +428,9 @@ def cmd_manifest(a):
         d = describe(path)
         e = {"name": name, "format": d["format"], "flattened": d["flattened"], "producer": producer,
              "compression": d["compression"],
-             "dumpLevel": d.get("dumpLevel") if d["format"] == "kdump" and producer != "qemu"
-             else (int(level) if level != "-" else None),
+             # kdump files carry their level in the sub-header (QEMU always writes 1);
+             # ELF files have none, so it is the -d asked for (null for QEMU's).
+             "dumpLevel": d["dumpLevel"] if d["format"] == "kdump" else (int(level) if level != "-" else None),
              "vmcoreinfo": d["vmcoreinfo"], "size": os.path.getsize(path), "sha256": sha256(path),
              "command": command,
              "splitSet": split_set if split_set != "-" else None,
