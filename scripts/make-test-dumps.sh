@@ -96,7 +96,7 @@ for t in qemu-system-x86_64 makedumpfile cpio depmod gcc python3 mkswap flock; d
     command -v "$t" >/dev/null || die "$t is not on PATH after installing the host packages"
 done
 
-BASE=${KVM_TEST_DUMPS:-${XDG_CACHE_HOME:-$HOME/.cache}/kvm-test-dumps}
+BASE=${KVM_TEST_DUMPS:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/kvm-test-dumps}
 mkdir -p "$BASE/debs"
 BASE=$(cd "$BASE" && pwd)
 # One run at a time per cache (a concurrent run would fight over the same files).
