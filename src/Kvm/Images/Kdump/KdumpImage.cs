@@ -338,7 +338,6 @@ internal sealed class KdumpImage : DumpImage
         uint size = be ? BinaryPrimitives.ReadUInt32BigEndian(raw[8..]) : BinaryPrimitives.ReadUInt32LittleEndian(raw[8..]);
         uint flags = be ? BinaryPrimitives.ReadUInt32BigEndian(raw[12..]) : BinaryPrimitives.ReadUInt32LittleEndian(raw[12..]);
         int blockSize = part.Header.BlockSize;
-        string where = $"{view.Path}: page descriptor {index} at offset 0x{descOffset:x}";
 
         if (offset == 0 && size == 0 && part.Header.Incomplete)
         {
@@ -350,29 +349,29 @@ internal sealed class KdumpImage : DumpImage
 
         if (size == 0)
         {
-            throw new CorruptImageException($"{where}: size 0");
+            throw new CorruptImageException($"{Where()}: size 0");
         }
 
         if (size > (uint)blockSize)
         {
-            throw new CorruptImageException($"{where}: size {size} exceeds block size {blockSize}");
+            throw new CorruptImageException($"{Where()}: size {size} exceeds block size {blockSize}");
         }
 
         if (offset < part.Header.DescriptorOffset)
         {
-            throw new CorruptImageException($"{where}: data offset 0x{offset:x} lies before the page descriptors (0x{part.Header.DescriptorOffset:x})");
+            throw new CorruptImageException($"{Where()}: data offset 0x{offset:x} lies before the page descriptors (0x{part.Header.DescriptorOffset:x})");
         }
 
         if ((flags & KdumpPageDecoder.CompressionMask) == 0)
         {
             if (flags != 0)
             {
-                throw new KvmException(KvmErrorCode.NotSupported, $"{where}: unsupported page flags 0x{flags:x}");
+                throw new KvmException(KvmErrorCode.NotSupported, $"{Where()}: unsupported page flags 0x{flags:x}");
             }
 
             if (size != (uint)blockSize)
             {
-                throw new CorruptImageException($"{where}: raw page size {size} is not the block size {blockSize}");
+                throw new CorruptImageException($"{Where()}: raw page size {size} is not the block size {blockSize}");
             }
         }
 
@@ -406,7 +405,7 @@ internal sealed class KdumpImage : DumpImage
                 string? error = _decoder.Decode(flags, src, page);
                 if (error is not null)
                 {
-                    throw new CorruptImageException($"{where}: page data at offset 0x{offset:x}: {error}");
+                    throw new CorruptImageException($"{Where()}: page data at offset 0x{offset:x}: {error}");
                 }
             }
             finally
@@ -417,6 +416,8 @@ internal sealed class KdumpImage : DumpImage
 
         _cache.Add(pfn, page);
         return page;
+
+        string Where() => $"{view.Path}: page descriptor {index} at offset 0x{descOffset:x}";
     }
 
     private KdumpPart FindPart(ulong pfn)
