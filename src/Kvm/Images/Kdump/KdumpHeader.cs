@@ -132,10 +132,11 @@ internal sealed class KdumpHeader
 
     /// <summary>
     /// Reads and validates the header of <paramref name="view"/>. The byte order comes from
-    /// <c>header_version</c>, which sits at offset 8 in every layout; the 32- or 64-bit layout is then chosen as
-    /// libkdumpfile's <c>try_header_32/64</c> does (32 first), with stricter checks so that a 64-bit header never
-    /// passes for a 32-bit one: a power-of-two <c>block_size</c>, a bitmap that covers <c>max_mapnr</c>, at least one
-    /// sub-header block, and a bitmap region inside the file.
+    /// <c>header_version</c>, which sits at offset 8 in every layout and is a small number (both orders are tried
+    /// only for version 0). The 32- or 64-bit layout is then chosen as libkdumpfile's <c>try_header_32/64</c> does
+    /// (32 first), with stricter checks so that a 64-bit header never passes for a 32-bit one: a power-of-two
+    /// <c>block_size</c>, a bitmap that covers <c>max_mapnr</c>, at least one sub-header block from version 1 on, a
+    /// bitmap region within <see cref="KvmLimits.MaxBitmapBytes"/>, and page descriptors that start inside the file.
     /// </summary>
     public static KdumpHeader Read(IKdumpFileView view, KvmLimits limits)
     {
@@ -153,46 +154,52 @@ internal sealed class KdumpHeader
 
         int versionLe = BinaryPrimitives.ReadInt32LittleEndian(buf.AsSpan(8));
         int versionBe = BinaryPrimitives.ReadInt32BigEndian(buf.AsSpan(8));
-        bool bigEndian;
+        var orders = new List<bool>(2);
         if (versionLe is >= 0 and <= MaxHeaderVersion)
         {
-            bigEndian = false;
+            orders.Add(false);
         }
-        else if (versionBe is >= 0 and <= MaxHeaderVersion)
+
+        if (versionBe is >= 0 and <= MaxHeaderVersion)
         {
-            bigEndian = true;
+            // Only version 0 reads as a known version in both byte orders; then both are tried, little-endian first.
+            orders.Add(true);
         }
-        else
+
+        if (orders.Count == 0)
         {
             throw new KvmException(KvmErrorCode.NotSupported, $"{view.Path}: unsupported kdump header version {versionLe} at offset 0x8 (versions 0 to {MaxHeaderVersion} are known)");
         }
 
-        var as32 = MainFields.Parse(buf, bigEndian, is64: false);
-        var as64 = MainFields.Parse(buf, bigEndian, is64: true);
-        int version = bigEndian ? versionBe : versionLe;
-        string? reason32 = as32.Validate(view, limits, version);
-        string? reason64 = reason32 is null ? null : as64.Validate(view, limits, version);
-        MainFields main;
-        bool is64;
-        if (reason32 is null)
+        string? firstReason32 = null;
+        string? firstReason64 = null;
+        foreach (bool bigEndian in orders)
         {
-            main = as32;
-            is64 = false;
-        }
-        else if (reason64 is null)
-        {
-            main = as64;
-            is64 = true;
-        }
-        else
-        {
-            // Neither layout fits. Explain with the one the machine name suggests (64-bit unless it says otherwise).
-            string machine = ReadUtsField(buf, 4);
-            bool looks32 = machine is "i386" or "i486" or "i586" or "i686" or "ppc" or "mips" or "s390" || machine.StartsWith("arm", StringComparison.Ordinal);
-            throw new CorruptImageException($"{view.Path}: invalid kdump header: {(looks32 ? reason32 : reason64)}");
+            int version = bigEndian ? versionBe : versionLe;
+            foreach (bool is64 in (ReadOnlySpan<bool>)[false, true])
+            {
+                var main = MainFields.Parse(buf, bigEndian, is64);
+                string? reason = main.Validate(view, limits, version);
+                if (reason is null)
+                {
+                    return ReadSubHeader(view, main, bigEndian, is64, version);
+                }
+
+                if (is64)
+                {
+                    firstReason64 ??= reason;
+                }
+                else
+                {
+                    firstReason32 ??= reason;
+                }
+            }
         }
 
-        return ReadSubHeader(view, main, bigEndian, is64, version);
+        // Neither layout fits. Explain with the one the machine name suggests (64-bit unless it says otherwise).
+        string machine = ReadUtsField(buf, 4);
+        bool looks32 = machine is "i386" or "i486" or "i586" or "i686" or "ppc" or "mips" or "s390" || machine.StartsWith("arm", StringComparison.Ordinal);
+        throw new CorruptImageException($"{view.Path}: invalid kdump header: {(looks32 ? firstReason32 : firstReason64)}");
     }
 
     private static KdumpHeader ReadSubHeader(IKdumpFileView view, MainFields main, bool bigEndian, bool is64, int version)

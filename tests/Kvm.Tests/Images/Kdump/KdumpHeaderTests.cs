@@ -117,6 +117,20 @@ public sealed class KdumpHeaderTests : IDisposable
         AssertSamplePages(image);
     }
 
+    [Theory]
+    [InlineData(KdumpBuilderLayout.Bits64)]
+    [InlineData(KdumpBuilderLayout.Bits32Packed)]
+    public void Open_BigEndianVersion0_TriesBothByteOrders(KdumpBuilderLayout layout)
+    {
+        var b = Sample(new KdumpBuilder { HeaderVersion = 0, BigEndian = true, Layout = layout, Signature = "DISKDUMP" });
+
+        using var image = OpenBytes(_dir, b.Build().Bytes);
+
+        Assert.True(image.Header.BigEndian);
+        Assert.Null(image.DumpLevel);
+        AssertSamplePages(image);
+    }
+
     [Fact]
     public void Open_DiskdumpSignature_IsAccepted()
     {
