@@ -339,6 +339,32 @@ public sealed class KdumpReadTests : IDisposable
     }
 
     [Fact]
+    public void ImageFormats_Open_DetectsFlattenedAndSplitSets()
+    {
+        var b = new KdumpBuilder();
+        for (ulong pfn = 0; pfn < 10; pfn++)
+        {
+            b.AddPage(pfn, KdumpBuilder.PatternPage((int)pfn), KdumpPageCompression.Snappy);
+        }
+
+        string flat = _dir.Write("flat", b.Build().ToFlattened(new FlattenOptions { RewriteOverlaps = true }));
+        var parts = b.BuildSplit(4);
+        string p1 = _dir.Write("p1", parts[0].Bytes);
+        string p2 = _dir.Write("p2", parts[1].Bytes);
+
+        using var fromFlat = ImageFormats.Open([flat], Options());
+        using var fromSplit = ImageFormats.Open([p2, p1], Options());
+
+        Assert.True(fromFlat.IsFlattened);
+        Assert.Equal([p1, p2], fromSplit.Files);
+        for (ulong pfn = 0; pfn < 10; pfn++)
+        {
+            Assert.Equal(KdumpBuilder.PatternPage((int)pfn), ReadPage(fromFlat, pfn));
+            Assert.Equal(KdumpBuilder.PatternPage((int)pfn), ReadPage(fromSplit, pfn));
+        }
+    }
+
+    [Fact]
     public void ReadPhysical_ConcurrentReaders_GetCorrectBytes()
     {
         const int Pages = 64;
