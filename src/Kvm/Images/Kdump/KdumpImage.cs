@@ -402,7 +402,7 @@ internal sealed class KdumpImage : DumpImage
                     return null;
                 }
 
-                string? error = _decoder.Decode(flags, src, page);
+                string? error = _decoder.Decode(flags, compressed, src.Length, page);
                 if (error is not null)
                 {
                     throw new CorruptImageException($"{Where()}: page data at offset 0x{offset:x}: {error}");

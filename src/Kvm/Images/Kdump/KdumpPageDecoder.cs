@@ -39,18 +39,20 @@ internal sealed class KdumpPageDecoder : IDisposable
         : "raw";
 
     /// <summary>
-    /// Decompresses <paramref name="source"/> into <paramref name="page"/>, which must come out exactly full.
+    /// Decompresses the first <paramref name="length"/> bytes of <paramref name="buffer"/> into
+    /// <paramref name="page"/>, which must come out exactly full.
     /// When several flags are set the first of zlib, lzo, snappy, zstd wins, as in libkdumpfile's
     /// <c>diskdump_read_page</c>. Returns null on success, else a short reason (the caller adds file and offset).
     /// </summary>
-    public string? Decode(uint flags, ReadOnlySpan<byte> source, Span<byte> page)
+    public string? Decode(uint flags, byte[] buffer, int length, Span<byte> page)
     {
+        var source = buffer.AsSpan(0, length);
         try
         {
             int produced;
             if ((flags & FlagZlib) != 0)
             {
-                produced = DecodeZlib(source, page);
+                produced = DecodeZlib(buffer, length, page);
             }
             else if ((flags & FlagLzo) != 0)
             {
@@ -88,9 +90,9 @@ internal sealed class KdumpPageDecoder : IDisposable
         }
     }
 
-    private static int DecodeZlib(ReadOnlySpan<byte> source, Span<byte> page)
+    private static int DecodeZlib(byte[] buffer, int length, Span<byte> page)
     {
-        using var input = new MemoryStream(source.ToArray(), writable: false);
+        using var input = new MemoryStream(buffer, 0, length, writable: false);
         using var z = new ZLibStream(input, CompressionMode.Decompress);
         int total = 0;
         while (total < page.Length)
