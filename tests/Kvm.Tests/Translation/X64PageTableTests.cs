@@ -114,6 +114,19 @@ public sealed class X64PageTableTests
         Assert.Equal(4096UL, size);
     }
 
+    [Theory]
+    [InlineData(0x1000UL)]
+    [InlineData(0x1001UL)]                 // PCID 1 in CR3 bits 11:0
+    [InlineData(0x8000000000001fffUL)]     // CR3 bit 63 (no-flush) and PCID 0xfff
+    [InlineData(0x1018UL)]                 // PWT/PCD without PCIDE
+    public void Translate_RootWithCr3ControlBits_UsesOnlyTheFrame(ulong cr3)
+    {
+        var walker = new X64PageTable(new DictionaryPhysicalSource(HandBuilt4()), 4, 0, 64);
+
+        Assert.True(walker.TryTranslate(cr3, HandVa4, out ulong pa, out _, out var fault), fault?.Message);
+        Assert.Equal(0x12345678UL, pa);
+    }
+
     [Fact]
     public void Translate_NxProtectionKeyAndIgnoredBits_AreNotPartOfTheFrame()
     {

@@ -194,4 +194,48 @@ public sealed class LimeImageTests
         Assert.Equal(patch.AsSpan(0x20).ToArray(), after.AsSpan(32 + 0x1000 + 32, 0x20).ToArray());
         Assert.Equal(bytes.AsSpan(0x1020, 32).ToArray(), after.AsSpan(0x1020, 32).ToArray()); // second header intact
     }
+
+    [Fact]
+    public void ReadPhysical_HugeTruncatedRange_ReportsTruncatedWithoutOverflow()
+    {
+        // A hostile header may claim a range longer than long.MaxValue; the file holds only 16 bytes of it.
+        var data = Pattern(16, 36);
+        var bytes = new LimeBuilder().AddRawRange(LimeBuilder.Magic, 1, 0x1000, 0xfffffffffffffff0, data).Build();
+        using var file = new ScratchFile(bytes);
+        using var image = file.Open();
+        var buffer = new byte[16];
+
+        Assert.Equal(16, image.ReadPhysical(0x1000, buffer, out var status));
+        Assert.Equal(data, buffer);
+
+        foreach (ulong pa in new ulong[] { 0x2000, 0x8000000000001000, 0xffffffffffffffe0 })
+        {
+            Assert.Equal(0, image.ReadPhysical(pa, buffer, out status));
+            Assert.Equal(PhysicalReadStatus.Truncated, status);
+        }
+    }
+
+    [Fact(Skip = "bug: FileBackedImage.ReadPhysical wraps FileOffset + (long)inSegment for a LiME range longer than long.MaxValue and reads the file header as memory")]
+    public void ReadPhysical_RangeLongerThanAnyFile_NeverReturnsBytesFromElsewhere()
+    {
+        // s_addr 0, e_addr 2^64 - 2: at 2^64 - 32 the data offset (32) plus the in-range offset wraps to file offset 0.
+        var bytes = new LimeBuilder().AddRawRange(LimeBuilder.Magic, 1, 0, 0xfffffffffffffffe, Pattern(16, 37)).Build();
+        using var file = new ScratchFile(bytes);
+        DumpImage image;
+        try
+        {
+            image = file.Open();
+        }
+        catch (CorruptImageException)
+        {
+            return; // rejecting the impossible range is fine too
+        }
+
+        using (image)
+        {
+            var buffer = new byte[16];
+            Assert.Equal(0, image.ReadPhysical(0xffffffffffffffe0, buffer, out var status));
+            Assert.Equal(PhysicalReadStatus.Truncated, status);
+        }
+    }
 }
