@@ -88,13 +88,12 @@ public sealed class OpenDumpTests
         Assert.Equal(5, b.Layout.PagingLevels);
         Assert.Equal(PagingMode.X64FiveLevel, b.Layout.PagingMode);
 
-        // Same kernel build: the read-only text and banner are byte-identical at their (differently randomized) addresses.
+        // Same kernel build: the banner is byte-identical. (Text bytes are not: KASLR relocation and
+        // boot-time alternatives patching differ between the two boots.)
         Assert.Equal(a.ReadBanner(), b.ReadBanner());
-        var ta = new byte[4096];
-        var tb = new byte[4096];
-        a.ReadExactly(a.GetSymbol("_stext").Address, ta);
-        b.ReadExactly(b.GetSymbol("_stext").Address, tb);
-        Assert.Equal(ta, tb);
+        Assert.True(a.TryReadUtsname(out var ua));
+        Assert.True(b.TryReadUtsname(out var ub));
+        Assert.Equal(ua.Release, ub.Release);
 
         // 5-level direct-map addresses are above the 4-level canonical range.
         Assert.True(b.Layout.PageOffsetBase >= 0xff00000000000000UL, $"page_offset_base 0x{b.Layout.PageOffsetBase:x}");
