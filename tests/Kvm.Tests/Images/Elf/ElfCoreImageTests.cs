@@ -169,7 +169,7 @@ public sealed class ElfCoreImageTests
         var builder = new ElfCoreBuilder { UsePnXnum = true };
         for (int i = 0; i < count; i++)
         {
-            builder.AddLoad((ulong)i * 16, (ulong)i * 16, [(byte)(i * 7), (byte)(i >> 8)]);
+            builder.AddLoad((ulong)i * 16, (ulong)i * 16, [unchecked((byte)(i * 7)), (byte)(i >> 8)]);
         }
 
         var elf = builder.Build();
@@ -184,7 +184,7 @@ public sealed class ElfCoreImageTests
         {
             var two = new byte[2];
             Assert.Equal(2, image.ReadPhysical((ulong)i * 16, two, out _));
-            Assert.Equal([(byte)(i * 7), (byte)(i >> 8)], two);
+            Assert.Equal([unchecked((byte)(i * 7)), (byte)(i >> 8)], two);
         }
     }
 
