@@ -19,34 +19,37 @@ internal sealed record ElfNote(string Name, uint Type, byte[] Descriptor)
         int align = alignment == 8 ? 8 : 4;
         while (pos + 12 <= blob.Length)
         {
+            int noteStart = pos;
             uint nameSize = Read32(blob[pos..], bigEndian);
             uint descSize = Read32(blob[(pos + 4)..], bigEndian);
             uint type = Read32(blob[(pos + 8)..], bigEndian);
-            pos += 12;
-            long nameEnd = pos + (long)nameSize;
-            long descStart = pos + Align(nameSize, align);
+            if (nameSize == 0 && descSize == 0 && type == 0)
+            {
+                // Zero padding after the last record (kexec-tools leaves some): not a note.
+                break;
+            }
+
+            // The descriptor starts at the name's end rounded up from the note's start (elfutils ELF_T_NHDR8, glibc).
+            long nameStart = noteStart + 12L;
+            long nameEnd = nameStart + nameSize;
+            long descStart = noteStart + Align((ulong)(12L + nameSize), align);
             long descEnd = descStart + descSize;
             if (nameEnd > blob.Length || descEnd > blob.Length)
             {
                 break;
             }
 
-            var nameBytes = blob.Slice(pos, (int)nameSize);
+            var nameBytes = blob.Slice((int)nameStart, (int)nameSize);
             int nul = nameBytes.IndexOf((byte)0);
             string name = Encoding.ASCII.GetString(nul < 0 ? nameBytes : nameBytes[..nul]);
             notes.Add(new ElfNote(name, type, blob.Slice((int)descStart, (int)descSize).ToArray()));
-            pos = (int)Math.Min(blob.Length, descStart + Align(descSize, align));
-            if (nameSize == 0 && descSize == 0 && type == 0)
-            {
-                // Zero padding after the last record (kexec-tools leaves some).
-                break;
-            }
+            pos = (int)Math.Min(blob.Length, noteStart + Align((ulong)(descEnd - noteStart), align));
         }
 
         return notes;
     }
 
-    private static long Align(uint value, int align) => (value + (long)align - 1) & ~((long)align - 1);
+    private static long Align(ulong value, int align) => (long)((value + (ulong)align - 1) & ~((ulong)align - 1));
 
     private static uint Read32(ReadOnlySpan<byte> s, bool bigEndian) => bigEndian ? BinaryPrimitives.ReadUInt32BigEndian(s) : BinaryPrimitives.ReadUInt32LittleEndian(s);
 }

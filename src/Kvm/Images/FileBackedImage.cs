@@ -61,6 +61,13 @@ internal abstract class FileBackedImage : DumpImage
                 break;
             }
 
+            if (inSegment > (ulong)(long.MaxValue - e.FileOffset))
+            {
+                // A hostile range longer than any file (LiME e_addr near 2^64): its far end can only be missing.
+                status = PhysicalReadStatus.Truncated;
+                break;
+            }
+
             int chunk = (int)Math.Min((ulong)(buffer.Length - done), e.FileLength - inSegment);
             int n = File.Read(e.FileOffset + (long)inSegment, buffer.Slice(done, chunk));
             done += n;

@@ -206,7 +206,9 @@ internal static class NamelistLoader
             }
 
             string name = Encoding.UTF8.GetString(strBytes, (int)nameOff, end - (int)nameOff);
-            symbols.Add(new KernelSymbol(name, value, bind == 0 ? char.ToLowerInvariant(type) : type, file.Path));
+            // nm: weak objects are V, other weak symbols W; locals are lower case.
+            char letter = bind == 2 && type != 'A' ? (stType == 1 ? 'V' : 'W') : bind == 0 ? char.ToLowerInvariant(type) : type;
+            symbols.Add(new KernelSymbol(name, value, letter, file.Path));
         }
 
         return new SymbolTable(file.Path, NamelistKind.Vmlinux, symbols);

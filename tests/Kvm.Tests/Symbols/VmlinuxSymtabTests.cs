@@ -37,7 +37,7 @@ public sealed class VmlinuxSymtabTests
         Assert.Equal(file.Path, symbol.Source);
     }
 
-    [Fact(Skip = "bug: NamelistLoader.TypeLetter ignores STB_WEAK; nm prints W for weak functions and V for weak objects")]
+    [Fact]
     public void Load_WeakSymbols_AreWAndV()
     {
         using var file = new ScratchFile(Kernel().Build(), "vmlinux");
