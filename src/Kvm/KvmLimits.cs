@@ -32,4 +32,10 @@ public sealed class KvmLimits
 
     /// <summary>Largest symbol-table file (System.map, kallsyms, vmlinux) read, in bytes.</summary>
     public long MaxSymbolFileBytes { get; init; } = 2L << 30;
+
+    /// <summary>Largest single kernel object (structure, array, user string area) read in one piece: 64 MiB.</summary>
+    public long MaxKernelObjectBytes { get; init; } = 64L << 20;
+
+    /// <summary>Most entries followed in one kernel list walk (tasks, threads, mounts): guards against cycles and corruption.</summary>
+    public int MaxListEntries { get; init; } = 1 << 22;
 }

@@ -1,0 +1,440 @@
+using System.Text;
+
+namespace Kvm.Linux;
+
+/// <summary>
+/// Lists processes and threads from <c>init_task.tasks</c> (thread-group leaders) and each leader's
+/// <c>signal->thread_head</c> list of <c>task_struct.thread_node</c> (the only thread list since Linux 6.7, present
+/// since 3.14). Field offsets are resolved once, when the walker is created.
+/// </summary>
+internal sealed class ProcessWalker
+{
+    // include/linux/sched.h: PF_KTHREAD has been 0x00200000 since 2.6.
+    private const ulong PfKthread = 0x00200000;
+
+    // include/linux/sched.h (4.14–6.x): the TASK_REPORT bits and their /proc letters "RSDTtXZPI"; TASK_NOLOAD
+    // (0x400) with TASK_UNINTERRUPTIBLE is reported as 'I' (TASK_REPORT_IDLE), as fs/proc/array.c does.
+    private const uint TaskReport = 0x7f;
+    private const uint TaskUninterruptible = 0x2;
+    private const uint TaskNoLoad = 0x400;
+    private const string StateLetters = "RSDTtXZPI";
+
+    private readonly LinuxKernel _k;
+    private readonly FieldLayout _tasks, _pid, _tgid, _comm, _realParent, _flags, _state, _exitState, _cred, _mm, _signal;
+    private readonly FieldLayout _startTime, _utime, _stime, _prio, _staticPrio, _threadNode;
+    private readonly FieldLayout? _cpu;
+    private readonly long _taskSize;
+    private readonly FieldLayout[] _uids, _gids;
+    private readonly FieldLayout _threadHead, _nrThreads, _tty, _signalUtime, _signalStime;
+    private readonly FieldLayout? _signalPids;
+    private readonly FieldLayout? _pidNumbers, _upidNr;
+    private readonly FieldLayout? _ttyName, _ttyIndex, _ttyDriver, _driverMajor, _driverMinorStart;
+    private readonly FieldLayout _argStart, _argEnd, _envStart, _envEnd, _pgd, _totalVm;
+    private readonly FieldLayout? _rssStat;
+    private readonly long _rssCounterSize;
+    private readonly bool _rssIsPerCpuCounter;
+    private readonly FieldLayout? _percpuCount, _percpuCounters;
+    private readonly long _pidTypePgid, _pidTypeSid;
+    private readonly long _mmSize, _signalSize, _credSize;
+
+    /// <summary>Resolves every field the walk needs; throws a <see cref="KvmException"/> naming the first one missing.</summary>
+    public ProcessWalker(LinuxKernel kernel)
+    {
+        _k = kernel;
+        var t = kernel.Types;
+        _taskSize = t.Size("task_struct");
+        _tasks = t.Field("task_struct.tasks");
+        _pid = t.Field("task_struct.pid");
+        _tgid = t.Field("task_struct.tgid");
+        _comm = t.Field("task_struct.comm");
+        _realParent = t.Field("task_struct.real_parent");
+        _flags = t.Field("task_struct.flags");
+
+        // Linux 5.14 renamed state to __state (and made it unsigned int).
+        _state = t.FirstField("task_struct.__state", "task_struct.state");
+        _exitState = t.Field("task_struct.exit_state");
+        _cred = t.FirstField("task_struct.real_cred", "task_struct.cred");
+        _mm = t.Field("task_struct.mm");
+        _signal = t.Field("task_struct.signal");
+        _startTime = t.FirstField("task_struct.start_boottime", "task_struct.real_start_time", "task_struct.start_time");
+        _utime = t.Field("task_struct.utime");
+        _stime = t.Field("task_struct.stime");
+        _prio = t.Field("task_struct.prio");
+        _staticPrio = t.Field("task_struct.static_prio");
+        _threadNode = t.Field("task_struct.thread_node");
+
+        // 5.16 moved cpu back into thread_info when THREAD_INFO_IN_TASK (bcf9033e5449).
+        _cpu = t.OptionalField("task_struct.thread_info.cpu", "task_struct.cpu");
+
+        _credSize = t.Size("cred");
+        _uids = [t.Field("cred.uid"), t.Field("cred.euid"), t.Field("cred.suid"), t.Field("cred.fsuid")];
+        _gids = [t.Field("cred.gid"), t.Field("cred.egid"), t.Field("cred.sgid"), t.Field("cred.fsgid")];
+
+        _signalSize = t.Size("signal_struct");
+        _threadHead = t.Field("signal_struct.thread_head");
+        _nrThreads = t.Field("signal_struct.nr_threads");
+        _tty = t.Field("signal_struct.tty");
+        _signalUtime = t.Field("signal_struct.utime");
+        _signalStime = t.Field("signal_struct.stime");
+
+        // 4.19+: signal_struct.pids[PIDTYPE_MAX]; struct pid.numbers[0].nr is the id in the initial namespace.
+        _signalPids = t.OptionalField("signal_struct.pids");
+        _pidNumbers = t.OptionalField("pid.numbers");
+        _upidNr = t.OptionalField("upid.nr");
+        _pidTypePgid = t.EnumValue("PIDTYPE_PGID", 2);
+        _pidTypeSid = t.EnumValue("PIDTYPE_SID", 3);
+
+        _ttyName = t.OptionalField("tty_struct.name");
+        _ttyIndex = t.OptionalField("tty_struct.index");
+        _ttyDriver = t.OptionalField("tty_struct.driver");
+        _driverMajor = t.OptionalField("tty_driver.major");
+        _driverMinorStart = t.OptionalField("tty_driver.minor_start");
+
+        _mmSize = t.Size("mm_struct");
+        _argStart = t.Field("mm_struct.arg_start");
+        _argEnd = t.Field("mm_struct.arg_end");
+        _envStart = t.Field("mm_struct.env_start");
+        _envEnd = t.Field("mm_struct.env_end");
+        _pgd = t.Field("mm_struct.pgd");
+        _totalVm = t.Field("mm_struct.total_vm");
+        _rssStat = t.OptionalField("mm_struct.rss_stat");
+
+        // Up to 6.1, rss_stat is struct mm_rss_stat { atomic_long_t count[NR_MM_COUNTERS]; }; 6.2 made it an array
+        // of struct percpu_counter (f1a7941243c1), whose value is count plus every CPU's share.
+        if (t.TryGetSize("percpu_counter", out long pcSize) && t.TryGetField("percpu_counter.count", out var pcCount) &&
+            t.TryGetField("percpu_counter.counters", out var pcCounters) && !t.TryGetSize("mm_rss_stat", out _))
+        {
+            _rssIsPerCpuCounter = true;
+            _rssCounterSize = pcSize;
+            _percpuCount = pcCount;
+            _percpuCounters = pcCounters;
+        }
+        else
+        {
+            _rssCounterSize = 8;
+        }
+    }
+
+    /// <summary>Walks the task list and returns the entries the query selects.</summary>
+    public ProcessList List(ProcessQuery query)
+    {
+        var errors = new List<string>();
+        var result = new List<KernelProcess>();
+        ulong initTask = _k.RequireSymbol("init_task");
+        int max = _k.Limits.MaxListEntries;
+
+        var leaders = new List<ulong> { initTask };
+        leaders.AddRange(_k.WalkList(initTask + (ulong)_tasks.Offset, _tasks.Offset, max, "init_task.tasks", errors.Add));
+        foreach (ulong leader in leaders)
+        {
+            if (leader == initTask && !query.IncludeIdle)
+            {
+                continue;
+            }
+
+            TaskData lt;
+            try
+            {
+                lt = ReadTask(leader);
+            }
+            catch (KvmException e)
+            {
+                errors.Add($"task_struct at 0x{leader:x}: {e.Message}");
+                continue;
+            }
+
+            var threads = new List<TaskData> { lt };
+            if (lt.Signal != 0 && leader != initTask)
+            {
+                foreach (ulong th in _k.WalkList(lt.Signal + (ulong)_threadHead.Offset, _threadNode.Offset, max, $"thread list of pid {lt.Pid}", errors.Add))
+                {
+                    if (th == leader)
+                    {
+                        continue;
+                    }
+
+                    try
+                    {
+                        threads.Add(ReadTask(th));
+                    }
+                    catch (KvmException e)
+                    {
+                        errors.Add($"thread task_struct at 0x{th:x} of pid {lt.Pid}: {e.Message}");
+                    }
+                }
+            }
+
+            if (query.IncludeThreads)
+            {
+                foreach (var th in threads)
+                {
+                    var p = Build(th, [th], threadEntry: true);
+                    if (Matches(query, p))
+                    {
+                        result.Add(p);
+                    }
+                }
+            }
+            else
+            {
+                var p = Build(lt, threads, threadEntry: false);
+                if (Matches(query, p))
+                {
+                    result.Add(p);
+                }
+            }
+        }
+
+        return new ProcessList(result, errors);
+    }
+
+    private static bool Matches(ProcessQuery q, KernelProcess p) => q.Selector switch
+    {
+        ProcessSelector.All => true,
+        ProcessSelector.Pid => p.Tgid == q.Argument,
+        ProcessSelector.ProcessGroup => p.ProcessGroupId == q.Argument,
+        ProcessSelector.Session => p.SessionId == q.Argument,
+        ProcessSelector.Tty => p.TtyNumber != 0 && p.TtyNumber == q.Argument,
+        ProcessSelector.Uid => p.EffectiveUid == q.Argument,
+        ProcessSelector.RealUid => p.Uid == q.Argument,
+        ProcessSelector.Gid => p.EffectiveGid == q.Argument,
+        ProcessSelector.RealGid => p.Gid == q.Argument,
+        _ => false,
+    };
+
+    private KernelProcess Build(TaskData t, List<TaskData> group, bool threadEntry)
+    {
+        ulong utime = threadEntry ? t.Utime : t.SignalUtime;
+        ulong stime = threadEntry ? t.Stime : t.SignalStime;
+        if (!threadEntry)
+        {
+            foreach (var th in group)
+            {
+                utime += th.Utime;
+                stime += th.Stime;
+            }
+        }
+
+        return new KernelProcess
+        {
+            Pid = t.Pid,
+            Tgid = t.Tgid,
+            ParentPid = t.ParentTgid,
+            ProcessGroupId = t.Pgid,
+            SessionId = t.Sid,
+            Uids = t.Uids,
+            Gids = t.Gids,
+            CommandBytes = t.Comm,
+            Command = Encoding.UTF8.GetString(t.Comm),
+            State = t.State,
+            IsKernelThread = (t.Flags & PfKthread) != 0,
+            Flags = t.Flags,
+            TtyNumber = t.TtyNumber,
+            TtyName = t.TtyName,
+            StartTime = TimeSpan.FromTicks((long)(t.StartNs / 100)),
+            UserTime = TimeSpan.FromTicks((long)(utime / 100)),
+            SystemTime = TimeSpan.FromTicks((long)(stime / 100)),
+            Nice = t.StaticPrio - 120,
+            Priority = t.Prio - 100,
+            LastCpu = t.Cpu,
+            ResidentPages = t.Rss,
+            VirtualSize = t.TotalVm * (ulong)_k.PageSize,
+            ThreadCount = t.NrThreads,
+            TaskAddress = t.Address,
+            MmAddress = t.Mm,
+            ArgStart = t.ArgStart,
+            ArgEnd = t.ArgEnd,
+            EnvStart = t.EnvStart,
+            EnvEnd = t.EnvEnd,
+            PageTableAddress = t.Pgd,
+        };
+    }
+
+    private TaskData ReadTask(ulong address)
+    {
+        var task = _k.ReadBytes(address, _taskSize, "task_struct");
+        var d = new TaskData
+        {
+            Address = address,
+            Pid = LinuxKernel.FieldI32(task, _pid),
+            Tgid = LinuxKernel.FieldI32(task, _tgid),
+            Flags = LinuxKernel.Field(task, _flags, 4),
+            Utime = LinuxKernel.Field(task, _utime, 8),
+            Stime = LinuxKernel.Field(task, _stime, 8),
+            StartNs = LinuxKernel.Field(task, _startTime, 8),
+            Prio = LinuxKernel.FieldI32(task, _prio),
+            StaticPrio = LinuxKernel.FieldI32(task, _staticPrio),
+            Cpu = _cpu is { } c ? LinuxKernel.FieldI32(task, c) : -1,
+            Mm = LinuxKernel.FieldPointer(task, _mm),
+            Signal = LinuxKernel.FieldPointer(task, _signal),
+        };
+
+        int commLen = (int)Math.Min(_comm.Size > 0 ? _comm.Size : 16, 64);
+        var comm = task.AsSpan((int)_comm.Offset, commLen);
+        int nul = comm.IndexOf((byte)0);
+        d.Comm = comm[..(nul < 0 ? commLen : nul)].ToArray();
+
+        uint state = (uint)LinuxKernel.Field(task, _state, (int)Math.Min(_state.Size is 4 or 8 ? _state.Size : 4, 8));
+        uint exitState = (uint)LinuxKernel.Field(task, _exitState, 4);
+        d.State = StateLetter(state, exitState);
+
+        ulong parent = LinuxKernel.FieldPointer(task, _realParent);
+        d.ParentTgid = parent == 0 || parent == address ? 0 : _k.ReadI32(parent + (ulong)_tgid.Offset, "real_parent->tgid");
+
+        // The idle task's parent is itself; tasks whose parent is the idle task report ppid 0, as /proc does.
+        if (parent == _k.Symbol("init_task"))
+        {
+            d.ParentTgid = 0;
+        }
+
+        ulong cred = LinuxKernel.FieldPointer(task, _cred);
+        if (cred != 0)
+        {
+            var cr = _k.ReadBytes(cred, _credSize, "cred");
+            d.Uids = _uids.Select(f => (uint)LinuxKernel.Field(cr, f, 4)).ToArray();
+            d.Gids = _gids.Select(f => (uint)LinuxKernel.Field(cr, f, 4)).ToArray();
+        }
+
+        if (d.Signal != 0)
+        {
+            var s = _k.ReadBytes(d.Signal, _signalSize, "signal_struct");
+            d.NrThreads = LinuxKernel.FieldI32(s, _nrThreads);
+            d.SignalUtime = LinuxKernel.Field(s, _signalUtime, 8);
+            d.SignalStime = LinuxKernel.Field(s, _signalStime, 8);
+            ReadIds(s, d);
+            ReadTty(LinuxKernel.FieldPointer(s, _tty), d);
+        }
+
+        if (d.Mm != 0)
+        {
+            var mm = _k.ReadBytes(d.Mm, _mmSize, "mm_struct");
+            d.ArgStart = LinuxKernel.Field(mm, _argStart, 8);
+            d.ArgEnd = LinuxKernel.Field(mm, _argEnd, 8);
+            d.EnvStart = LinuxKernel.Field(mm, _envStart, 8);
+            d.EnvEnd = LinuxKernel.Field(mm, _envEnd, 8);
+            d.Pgd = LinuxKernel.FieldPointer(mm, _pgd);
+            d.TotalVm = LinuxKernel.Field(mm, _totalVm, 8);
+            d.Rss = ReadRss(mm);
+        }
+
+        return d;
+    }
+
+    private void ReadIds(byte[] signal, TaskData d)
+    {
+        if (_signalPids is not { } pids || _pidNumbers is not { } numbers || _upidNr is not { } nr)
+        {
+            return;
+        }
+
+        d.Pgid = PidNumber(LinuxKernel.Field(signal, pids with { Offset = pids.Offset + (_pidTypePgid * 8), Size = 8 }, 8));
+        d.Sid = PidNumber(LinuxKernel.Field(signal, pids with { Offset = pids.Offset + (_pidTypeSid * 8), Size = 8 }, 8));
+
+        int PidNumber(ulong pid) => pid == 0 ? 0 : _k.ReadI32(pid + (ulong)numbers.Offset + (ulong)nr.Offset, "pid->numbers[0].nr");
+    }
+
+    private void ReadTty(ulong tty, TaskData d)
+    {
+        if (tty == 0)
+        {
+            return;
+        }
+
+        if (_ttyName is { } name)
+        {
+            d.TtyName = _k.ReadCString(tty + (ulong)name.Offset, (int)Math.Clamp(name.Size, 1, 64));
+        }
+
+        if (_ttyIndex is { } index && _ttyDriver is { } driver && _driverMajor is { } major && _driverMinorStart is { } minorStart)
+        {
+            int idx = _k.ReadI32(tty + (ulong)index.Offset, "tty_struct.index");
+            ulong drv = _k.ReadPointer(tty + (ulong)driver.Offset, "tty_struct.driver");
+            if (drv != 0)
+            {
+                uint maj = (uint)_k.ReadI32(drv + (ulong)major.Offset, "tty_driver.major");
+                uint min = (uint)(_k.ReadI32(drv + (ulong)minorStart.Offset, "tty_driver.minor_start") + idx);
+
+                // fs/proc/array.c prints new_encode_dev(): minor low byte, major, then the rest of minor.
+                d.TtyNumber = (min & 0xff) | (maj << 8) | ((min & ~0xffu) << 12);
+            }
+        }
+    }
+
+    private long ReadRss(byte[] mm)
+    {
+        if (_rssStat is not { } rss)
+        {
+            return 0;
+        }
+
+        // enum mm_counter_type: MM_FILEPAGES 0, MM_ANONPAGES 1, MM_SWAPENTS 2, MM_SHMEMPAGES 3 (4.5+); RSS = file +
+        // anon + shmem as get_mm_rss() sums them.
+        long total = 0;
+        foreach (long type in new long[] { _k.Types.EnumValue("MM_FILEPAGES", 0), _k.Types.EnumValue("MM_ANONPAGES", 1), _k.Types.EnumValue("MM_SHMEMPAGES", 3) })
+        {
+            long off = rss.Offset + (type * _rssCounterSize);
+            if (off + 8 > mm.Length)
+            {
+                continue;
+            }
+
+            if (_rssIsPerCpuCounter && _percpuCount is { } count)
+            {
+                total += unchecked((long)LinuxKernel.Field(mm, count with { Offset = off + count.Offset, Size = 8 }, 8));
+            }
+            else
+            {
+                total += unchecked((long)LinuxKernel.Field(mm, rss with { Offset = off, Size = 8, BitSize = 0 }, 8));
+            }
+        }
+
+        return Math.Max(total, 0);
+    }
+
+    private static char StateLetter(uint state, uint exitState)
+    {
+        if ((state & (TaskUninterruptible | TaskNoLoad)) == (TaskUninterruptible | TaskNoLoad) && ((state | exitState) & TaskReport) == TaskUninterruptible)
+        {
+            return 'I';
+        }
+
+        uint bits = (state | exitState) & TaskReport;
+        int index = bits == 0 ? 0 : 32 - System.Numerics.BitOperations.LeadingZeroCount(bits);
+        return StateLetters[index];
+    }
+
+    private sealed class TaskData
+    {
+        public ulong Address;
+        public int Pid;
+        public int Tgid;
+        public int ParentTgid;
+        public int Pgid;
+        public int Sid;
+        public uint[] Uids = new uint[4];
+        public uint[] Gids = new uint[4];
+        public byte[] Comm = [];
+        public char State;
+        public ulong Flags;
+        public uint TtyNumber;
+        public string? TtyName;
+        public ulong StartNs;
+        public ulong Utime;
+        public ulong Stime;
+        public ulong SignalUtime;
+        public ulong SignalStime;
+        public int Prio;
+        public int StaticPrio;
+        public int Cpu;
+        public long Rss;
+        public ulong TotalVm;
+        public int NrThreads;
+        public ulong Mm;
+        public ulong Signal;
+        public ulong ArgStart;
+        public ulong ArgEnd;
+        public ulong EnvStart;
+        public ulong EnvEnd;
+        public ulong Pgd;
+    }
+}

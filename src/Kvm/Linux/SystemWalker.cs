@@ -1,0 +1,137 @@
+using System.Buffers.Binary;
+
+namespace Kvm.Linux;
+
+/// <summary>Load average, clocks and CPUs: globals whose types the kernel's BTF does not carry (formats.md §6.5).</summary>
+internal sealed class SystemWalker
+{
+    // include/linux/sched/loadavg.h: avenrun is fixed point with FSHIFT 11 bits of fraction.
+    private const double FixedOne = 1 << 11;
+
+    // include/linux/threads.h: NR_CPUS is at most 8192 on x86-64 (CONFIG_MAXSMP).
+    private const int MaxCpus = 8192;
+
+    private readonly LinuxKernel _k;
+
+    /// <summary>Creates the walker.</summary>
+    public SystemWalker(LinuxKernel kernel) => _k = kernel;
+
+    /// <summary>Reads <c>unsigned long avenrun[3]</c>.</summary>
+    public LoadAverage LoadAverage()
+    {
+        ulong avenrun = _k.RequireSymbol("avenrun");
+        var raw = _k.ReadBytes(avenrun, 24, "avenrun");
+        double Value(int i) => BinaryPrimitives.ReadUInt64LittleEndian(raw.AsSpan(i * 8)) / FixedOne;
+        int? threads = _k.Symbol("nr_threads") is { } nt ? _k.ReadI32(nt, "nr_threads") : null;
+        return new LoadAverage(Value(0), Value(1), Value(2), threads);
+    }
+
+    /// <summary>
+    /// Reads the timekeeper: <c>tk_core</c> is <c>struct { seqcount_raw_spinlock_t seq; struct timekeeper
+    /// timekeeper; }</c> (kernel/time/timekeeping.c), an anonymous type, so the timekeeper's offset is the sequence
+    /// counter's size rounded up to the timekeeper's 8-byte alignment.
+    /// </summary>
+    public KernelClock Clock()
+    {
+        var t = _k.Types;
+        if (_k.Symbol("tk_core") is { } tkCore && t.TryGetField("timekeeper.tkr_mono", out var tkrMono) &&
+            t.TryGetField("tk_read_base.base", out var monoBase) && t.TryGetField("timekeeper.offs_boot", out var offsBoot) &&
+            t.TryGetField("timekeeper.xtime_sec", out var xtimeSec))
+        {
+            long seqSize = t.TryGetSize("seqcount_raw_spinlock_t", out long s) ? s : t.TryGetSize("seqcount_t", out long s2) ? s2 : 4;
+            ulong tk = tkCore + (ulong)((seqSize + 7) & ~7L);
+            long mono = unchecked((long)_k.ReadU64(tk + (ulong)tkrMono.Offset + (ulong)monoBase.Offset, "timekeeper.tkr_mono.base"));
+            long boot = unchecked((long)_k.ReadU64(tk + (ulong)offsBoot.Offset, "timekeeper.offs_boot"));
+            long wall = unchecked((long)_k.ReadU64(tk + (ulong)xtimeSec.Offset, "timekeeper.xtime_sec"));
+            var uptime = TimeSpan.FromTicks((mono + boot) / 100);
+            DateTimeOffset? wallTime = wall > 0 && wall < 253402300799 ? DateTimeOffset.FromUnixTimeSeconds(wall) : null;
+            return new KernelClock(uptime, wallTime, wallTime - uptime, "tk_core.timekeeper");
+        }
+
+        throw new KvmException(KvmErrorCode.KernelType, "uptime: the kernel's timekeeper (tk_core, struct timekeeper) is not described by the type information available");
+    }
+
+    /// <summary>Reads the CPU count, masks, per-CPU offsets and the task current on each CPU.</summary>
+    public CpuSummary Cpus()
+    {
+        int nrCpuIds = _k.ReadI32(_k.RequireSymbol("nr_cpu_ids"), "nr_cpu_ids");
+        if (nrCpuIds <= 0 || nrCpuIds > MaxCpus)
+        {
+            throw new CorruptImageException($"nr_cpu_ids is {nrCpuIds}, outside 1..{MaxCpus}");
+        }
+
+        var offsets = PerCpuOffsets(nrCpuIds);
+        byte[] online = _k.Symbol("__cpu_online_mask") is { } m ? _k.ReadBytes(m, (nrCpuIds + 63) / 64 * 8, "__cpu_online_mask") : [];
+        var cpus = new List<CpuInfo>(nrCpuIds);
+        ulong? current = CurrentTaskAddress(out long currentFieldOffset);
+        var pid = _k.Types.Field("task_struct.pid");
+        var comm = _k.Types.Field("task_struct.comm");
+        for (int cpu = 0; cpu < nrCpuIds; cpu++)
+        {
+            bool isOnline = online.Length == 0 ? cpu == 0 : (online[cpu >> 3] & (1 << (cpu & 7))) != 0;
+            ulong task = 0;
+            int? taskPid = null;
+            string? taskComm = null;
+            if (current is { } cur && isOnline && _k.TryReadPointer(cur + offsets[cpu] + (ulong)currentFieldOffset, out task) && task != 0)
+            {
+                try
+                {
+                    taskPid = _k.ReadI32(task + (ulong)pid.Offset, "current task pid");
+                    taskComm = _k.ReadCString(task + (ulong)comm.Offset, 16);
+                }
+                catch (KvmException)
+                {
+                    taskPid = null;
+                }
+            }
+
+            cpus.Add(new CpuInfo(cpu, isOnline, offsets[cpu], task, taskPid, taskComm));
+        }
+
+        return new CpuSummary(nrCpuIds, cpus.Count(c => c.IsOnline), cpus);
+    }
+
+    /// <summary>Reads <c>__per_cpu_offset[0 .. count)</c>; a uniprocessor kernel without it has offset 0.</summary>
+    public ulong[] PerCpuOffsets(int count)
+    {
+        if (_k.Symbol("__per_cpu_offset") is not { } table)
+        {
+            return new ulong[count];
+        }
+
+        var raw = _k.ReadBytes(table, count * 8L, "__per_cpu_offset");
+        var result = new ulong[count];
+        for (int i = 0; i < count; i++)
+        {
+            result[i] = BinaryPrimitives.ReadUInt64LittleEndian(raw.AsSpan(i * 8));
+        }
+
+        return result;
+    }
+
+    /// <summary>The address of a per-CPU variable for <paramref name="cpu"/>: its symbol plus the CPU's offset.</summary>
+    public ulong PerCpuAddress(ulong symbolAddress, int cpu)
+    {
+        int nrCpuIds = _k.ReadI32(_k.RequireSymbol("nr_cpu_ids"), "nr_cpu_ids");
+        if (cpu < 0 || cpu >= nrCpuIds || nrCpuIds > MaxCpus)
+        {
+            throw new ArgumentOutOfRangeException(nameof(cpu), cpu, $"CPU {cpu} is not below nr_cpu_ids ({nrCpuIds})");
+        }
+
+        return symbolAddress + PerCpuOffsets(nrCpuIds)[cpu];
+    }
+
+    // Linux 6.2 gathered the hot per-CPU variables into struct pcpu_hot (current_task among them); before, the
+    // per-CPU variable current_task held the pointer directly.
+    private ulong? CurrentTaskAddress(out long fieldOffset)
+    {
+        fieldOffset = 0;
+        if (_k.Symbol("pcpu_hot") is { } hot && _k.Types.TryGetField("pcpu_hot.current_task", out var f))
+        {
+            fieldOffset = f.Offset;
+            return hot;
+        }
+
+        return _k.Symbol("current_task");
+    }
+}
