@@ -32,4 +32,10 @@ public sealed class KvmLimits
 
     /// <summary>Largest symbol-table file (System.map, kallsyms, vmlinux) read, in bytes.</summary>
     public long MaxSymbolFileBytes { get; init; } = 2L << 30;
+
+    /// <summary>Largest BTF blob accepted, in bytes (vmlinux BTF is a few MiB; module BTF is smaller).</summary>
+    public int MaxBtfBytes { get; init; } = 256 << 20;
+
+    /// <summary>Most type records accepted in one BTF blob (vmlinux BTF holds roughly 100-150k).</summary>
+    public int MaxBtfTypes { get; init; } = 4 << 20;
 }
