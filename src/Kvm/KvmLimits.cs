@@ -38,4 +38,10 @@ public sealed class KvmLimits
 
     /// <summary>Most entries followed in one kernel list walk (tasks, threads, mounts): guards against cycles and corruption.</summary>
     public int MaxListEntries { get; init; } = 1 << 22;
+
+    /// <summary>Largest BTF blob accepted, in bytes (vmlinux BTF is a few MiB; module BTF is smaller).</summary>
+    public int MaxBtfBytes { get; init; } = 256 << 20;
+
+    /// <summary>Most type records accepted in one BTF blob (vmlinux BTF holds roughly 100-150k).</summary>
+    public int MaxBtfTypes { get; init; } = 4 << 20;
 }
