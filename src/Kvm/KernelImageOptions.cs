@@ -15,6 +15,19 @@ public sealed class KernelImageOptions
     /// <summary>A caller-supplied resolver consulted before the namelists (libkvm's <c>kvm_open2</c> resolver).</summary>
     public SymbolResolver? Resolver { get; init; }
 
+    /// <summary>
+    /// Images of swap devices or swap files (the seeds' <c>swapfile</c>): user pages the page tables show as swapped
+    /// out are read from them. Each is matched to the kernel's swap area by its header's UUID or label.
+    /// </summary>
+    public IReadOnlyList<string> SwapFiles { get; init; } = [];
+
+    /// <summary>
+    /// A BTF file (raw BTF such as <c>/sys/kernel/btf/vmlinux</c>, or a vmlinux with a <c>.BTF</c> section) giving
+    /// the kernel's structure layouts. Null: the image's own BTF (between <c>__start_BTF</c> and <c>__stop_BTF</c>),
+    /// a vmlinux namelist's, or the live kernel's.
+    /// </summary>
+    public string? Btf { get; init; }
+
     /// <summary>Caps on untrusted counts and sizes.</summary>
     public KvmLimits Limits { get; init; } = KvmLimits.Default;
 

@@ -109,6 +109,13 @@ internal sealed class LinuxKernel
     public static ulong Field(ReadOnlySpan<byte> data, FieldLayout field, int size = 0)
     {
         int width = size > 0 ? size : (int)(field.Size is 1 or 2 or 4 or 8 ? field.Size : 8);
+        if (field.BitSize > 0)
+        {
+            // A bitfield is read from its first byte, wide enough to hold its bits.
+            int bits = field.BitOffset + field.BitSize;
+            width = bits <= 8 ? 1 : bits <= 16 ? 2 : bits <= 32 ? 4 : 8;
+        }
+
         long off = field.Offset;
         if (off < 0 || off + width > data.Length)
         {

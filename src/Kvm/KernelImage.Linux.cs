@@ -1,0 +1,260 @@
+using Kvm.Linux;
+using Kvm.Types;
+
+namespace Kvm;
+
+/// <summary>The kernel walkers: processes, their strings and files, swap, load, clocks and CPUs.</summary>
+public sealed partial class KernelImage
+{
+    private const string LiveBtf = "/sys/kernel/btf/vmlinux";
+    private readonly object _linuxLock = new();
+    private bool _typesLoaded;
+    private TypeCatalog? _btf;
+    private string? _btfError;
+    private LinuxKernel? _linux;
+    private ProcessWalker? _processes;
+    private PathResolver? _paths;
+
+    /// <summary>
+    /// The kernel's type information (BTF): from <see cref="KernelImageOptions.Btf"/>, else the image's own
+    /// <c>.BTF</c> section in memory, else a vmlinux namelist's, else (live) <c>/sys/kernel/btf/vmlinux</c>. Null
+    /// when none was found; <see cref="TypeInformationError"/> then says why.
+    /// </summary>
+    public TypeCatalog? Types
+    {
+        get
+        {
+            ThrowIfDisposed();
+            EnsureTypes();
+            return _btf;
+        }
+    }
+
+    /// <summary>Why no BTF could be loaded, or null.</summary>
+    public string? TypeInformationError
+    {
+        get
+        {
+            EnsureTypes();
+            return _btfError;
+        }
+    }
+
+    /// <summary>
+    /// Lists processes (or threads) as <c>kvm_getprocs</c> does. The walk is bounded and cycle-safe; a corrupt list
+    /// yields what was read, with the problem in <see cref="ProcessList.Errors"/>.
+    /// </summary>
+    /// <exception cref="KvmException">The kernel's structures cannot be described (no BTF) or <c>init_task</c> is unknown.</exception>
+    public ProcessList GetProcesses(ProcessQuery? query = null)
+    {
+        ThrowIfDisposed();
+        return Processes().List(query ?? ProcessQuery.Processes);
+    }
+
+    /// <summary>Finds the process with id <paramref name="pid"/>, or null.</summary>
+    public KernelProcess? FindProcess(int pid) => GetProcesses(ProcessQuery.ForPid(pid)).Processes is { Count: > 0 } p ? p[0] : null;
+
+    /// <summary>
+    /// Reads a process's arguments (<c>kvm_getargv</c>) through its own page tables; swapped-out pages come from
+    /// <see cref="KernelImageOptions.SwapFiles"/>. <paramref name="maxBytes"/> is libkvm's <c>nchr</c> (0: no limit).
+    /// </summary>
+    public ProcessStrings GetArguments(KernelProcess process, int maxBytes = 0)
+    {
+        ArgumentNullException.ThrowIfNull(process);
+        ThrowIfDisposed();
+        return new UserMemoryReader(Linux()).ReadStrings(process, process.ArgStart, process.ArgEnd, maxBytes);
+    }
+
+    /// <summary>Reads a process's environment (<c>kvm_getenvv</c>), as <see cref="GetArguments"/> does.</summary>
+    public ProcessStrings GetEnvironment(KernelProcess process, int maxBytes = 0)
+    {
+        ArgumentNullException.ThrowIfNull(process);
+        ThrowIfDisposed();
+        return new UserMemoryReader(Linux()).ReadStrings(process, process.EnvStart, process.EnvEnd, maxBytes);
+    }
+
+    /// <summary>Reads user memory of <paramref name="process"/> (through its page tables, swap images included).</summary>
+    /// <returns>The bytes read before the first unreadable page.</returns>
+    public byte[] ReadUser(KernelProcess process, ulong address, int length, out string? error)
+    {
+        ArgumentNullException.ThrowIfNull(process);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ThrowIfDisposed();
+        return new UserMemoryReader(Linux()).Read(process, address, address + (ulong)length, length, out error, out _);
+    }
+
+    /// <summary>Reads the load average (<c>avenrun</c>).</summary>
+    public LoadAverage GetLoadAverage()
+    {
+        ThrowIfDisposed();
+        return new SystemWalker(Linux()).LoadAverage();
+    }
+
+    /// <summary>Reads the kernel's clocks: uptime, wall time and boot time.</summary>
+    public KernelClock GetClock()
+    {
+        ThrowIfDisposed();
+        return new SystemWalker(Linux()).Clock();
+    }
+
+    /// <summary>Reads the CPUs: count, online mask, per-CPU offsets and the task current on each.</summary>
+    public CpuSummary GetCpus()
+    {
+        ThrowIfDisposed();
+        return new SystemWalker(Linux()).Cpus();
+    }
+
+    /// <summary>The address of per-CPU variable <paramref name="symbol"/> for <paramref name="cpu"/>.</summary>
+    /// <exception cref="SymbolNotFoundException">The symbol is unknown.</exception>
+    public ulong GetPerCpuAddress(string symbol, int cpu)
+    {
+        ArgumentNullException.ThrowIfNull(symbol);
+        ThrowIfDisposed();
+        return new SystemWalker(Linux()).PerCpuAddress(GetSymbol(symbol).Address, cpu);
+    }
+
+    /// <summary>Reads the swap areas (<c>kvm_getswapinfo</c>, <c>/proc/swaps</c>).</summary>
+    public SwapSummary GetSwapInfo()
+    {
+        ThrowIfDisposed();
+        return new SwapWalker(Linux(), Paths()).Read();
+    }
+
+    /// <summary>Lists open files of one process, or of every process when <paramref name="pid"/> is null.</summary>
+    public OpenFileList GetOpenFiles(int? pid = null)
+    {
+        ThrowIfDisposed();
+        var walker = new FileWalker(Linux(), Paths());
+        var errors = new List<string>();
+        var files = new List<OpenFile>();
+        var list = GetProcesses(pid is { } p ? ProcessQuery.ForPid(p) : ProcessQuery.Processes);
+        errors.AddRange(list.Errors);
+        foreach (var process in list.Processes)
+        {
+            if (process.IsKernelThread || process.Pid == 0)
+            {
+                continue;
+            }
+
+            try
+            {
+                files.AddRange(walker.List(process, errors));
+            }
+            catch (KvmException e)
+            {
+                errors.Add($"pid {process.Pid}: {e.Message}");
+            }
+        }
+
+        return new OpenFileList(files, errors);
+    }
+
+    private ProcessWalker Processes()
+    {
+        lock (_linuxLock)
+        {
+            return _processes ??= new ProcessWalker(Linux());
+        }
+    }
+
+    private PathResolver Paths()
+    {
+        lock (_linuxLock)
+        {
+            return _paths ??= new PathResolver(Linux());
+        }
+    }
+
+    private LinuxKernel Linux()
+    {
+        lock (_linuxLock)
+        {
+            if (_linux is null)
+            {
+                EnsureTypes();
+                var types = new KernelTypes(_btf, VmcoreInfo);
+                _linux = new LinuxKernel(_memory, name => TryGetSymbol(name, out var s) ? s.Address : null, types, _options.Limits, SwapSource())
+                {
+                    PageSize = PageSize,
+                };
+            }
+
+            return _linux;
+        }
+    }
+
+    private void EnsureTypes()
+    {
+        lock (_linuxLock)
+        {
+            if (_typesLoaded)
+            {
+                return;
+            }
+
+            _typesLoaded = true;
+            try
+            {
+                _btf = LoadTypes(out _btfError);
+            }
+            catch (KvmException e)
+            {
+                _btfError = e.Message;
+            }
+            catch (IOException e)
+            {
+                _btfError = e.Message;
+            }
+        }
+    }
+
+    private static ISwapPageSource? SwapSource() => null;
+
+    private TypeCatalog? LoadTypes(out string? error)
+    {
+        error = null;
+        if (_options.Btf is { } path)
+        {
+            return TypeCatalog.Load(path, _options.Limits);
+        }
+
+        if (TryGetSymbol("__start_BTF", out var start) && TryGetSymbol("__stop_BTF", out var stop))
+        {
+            if (stop.Address <= start.Address || stop.Address - start.Address > (ulong)_options.Limits.MaxBtfBytes)
+            {
+                error = $"__start_BTF 0x{start.Address:x} .. __stop_BTF 0x{stop.Address:x} is not a plausible BTF section";
+                return null;
+            }
+
+            var blob = new byte[stop.Address - start.Address];
+            if (!TryRead(start.Address, blob, out _, out var fault))
+            {
+                error = $"the kernel's BTF at 0x{start.Address:x} cannot be read: {fault!.Message}";
+                return null;
+            }
+
+            return TypeCatalog.Parse(blob, $"kernel memory 0x{start.Address:x}-0x{stop.Address:x} (.BTF)", _options.Limits);
+        }
+
+        foreach (var table in _namelists)
+        {
+            if (table.Kind == NamelistKind.Vmlinux)
+            {
+                return TypeCatalog.Load(table.Source, _options.Limits);
+            }
+        }
+
+        if (IsLive && File.Exists(LiveBtf))
+        {
+            return TypeCatalog.Load(LiveBtf, _options.Limits);
+        }
+
+        error = "no BTF: the symbols __start_BTF/__stop_BTF are unknown (give a namelist or let kallsyms be read from the image), and no BTF file was given";
+        return null;
+    }
+}
+
+/// <summary>Open files of one or more processes, with the problems met.</summary>
+/// <param name="Files">The descriptors read, by process and then by number.</param>
+/// <param name="Errors">Descriptors or processes that could not be read, and why.</param>
+public sealed record OpenFileList(IReadOnlyList<OpenFile> Files, IReadOnlyList<string> Errors);
