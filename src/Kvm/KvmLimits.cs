@@ -44,4 +44,13 @@ public sealed class KvmLimits
 
     /// <summary>Most type records accepted in one BTF blob (vmlinux BTF holds roughly 100-150k).</summary>
     public int MaxBtfTypes { get; init; } = 4 << 20;
+
+    /// <summary>
+    /// Largest kernel-log array read in one piece, in bytes: the printk data ring, the descriptor and info arrays,
+    /// or the pre-5.10 <c>log_buf</c> (CONFIG_LOG_BUF_SHIFT tops out at 2^25; <c>log_buf_len=</c> can ask for more).
+    /// </summary>
+    public int MaxKernelLogBytes { get; init; } = 256 << 20;
+
+    /// <summary>Most descriptors accepted in a printk ring (<c>1 &lt;&lt; count_bits</c>).</summary>
+    public int MaxKernelLogRecords { get; init; } = 1 << 22;
 }
