@@ -149,6 +149,24 @@ public sealed partial class KernelImage
         return new OpenFileList(files, errors);
     }
 
+    /// <summary>
+    /// Reads the kernel log (what <c>dmesg</c> prints): the lockless printk ring (5.10+) or the older
+    /// <c>log_buf</c> layouts. Works from VMCOREINFO's printk keys alone, so no BTF is needed.
+    /// </summary>
+    public KernelLogContents ReadKernelLog()
+    {
+        ThrowIfDisposed();
+        var types = new KernelTypes(Types, VmcoreInfo);
+        var log = PrintkLog.Read(
+            (a, b) => _memory.ReadVirtual(a, b, out _),
+            name => TryGetSymbol(name, out var s) ? s.Address : null,
+            path => VmcoreInfo?.GetOffset(path) ?? (types.TryGetField(path, out var f) ? f.Offset : null),
+            name => VmcoreInfo?.GetSize(name) ?? (types.TryGetSize(name, out long size) ? size : null),
+            name => VmcoreInfo?.GetLength(name),
+            _options.Limits);
+        return new KernelLogContents(log.Records, log.Layout, log.Warnings);
+    }
+
     private ProcessWalker Processes()
     {
         lock (_linuxLock)
@@ -253,6 +271,12 @@ public sealed partial class KernelImage
         return null;
     }
 }
+
+/// <summary>The kernel log as read from the image.</summary>
+/// <param name="Records">The records, oldest first.</param>
+/// <param name="Layout">The printk buffer layout found (lockless ring, structured or plain <c>log_buf</c>).</param>
+/// <param name="Warnings">Records skipped or a ring found inconsistent, and why; empty when the read was clean.</param>
+public sealed record KernelLogContents(IReadOnlyList<KernelLogRecord> Records, string Layout, IReadOnlyList<string> Warnings);
 
 /// <summary>Open files of one or more processes, with the problems met.</summary>
 /// <param name="Files">The descriptors read, by process and then by number.</param>
