@@ -27,7 +27,7 @@ public sealed class KvmLimits
     /// <summary>Most ranges accepted in a LiME image.</summary>
     public int MaxLimeRanges { get; init; } = 1 << 16;
 
-    /// <summary>Most lines accepted in a System.map or kallsyms file.</summary>
+    /// <summary>Most symbols accepted from a System.map or kallsyms file, a vmlinux .symtab, or the kernel's in-memory kallsyms tables (<c>kallsyms_num_syms</c>).</summary>
     public int MaxSymbols { get; init; } = 4 << 20;
 
     /// <summary>Largest symbol-table file (System.map, kallsyms, vmlinux) read, in bytes.</summary>
@@ -53,4 +53,10 @@ public sealed class KvmLimits
 
     /// <summary>Most descriptors accepted in a printk ring (<c>1 &lt;&lt; count_bits</c>).</summary>
     public int MaxKernelLogRecords { get; init; } = 1 << 22;
+
+    /// <summary>
+    /// Largest in-memory <c>kallsyms_names</c> table read, in bytes. Its end is not recorded anywhere, so this bounds
+    /// the read when a corrupt length byte walks off the table (a real 150k-symbol kernel needs about 2 MiB).
+    /// </summary>
+    public int MaxKallsymsNamesBytes { get; init; } = 64 << 20;
 }

@@ -14,4 +14,7 @@ public enum NamelistKind
 
     /// <summary>VMCOREINFO SYMBOL() lines: runtime addresses.</summary>
     VmcoreInfo,
+
+    /// <summary>kallsyms decoded from the kernel image's memory: runtime addresses.</summary>
+    KernelMemory,
 }
