@@ -114,13 +114,24 @@ public sealed partial class KernelImage : IDisposable
             table.Displacement = Displacement(table, vmcoreInfo, layout, live);
         }
 
+        var memory = new KernelMemory(image, layout, options.Cache, live);
+        string? kallsymsError = null;
+        if (namelists.Count == 0 && vmcoreInfo is not null)
+        {
+            // No namelist given: the kernel's own kallsyms tables, located by VMCOREINFO (Linux 6.0+), give every
+            // symbol, so a bare dump is enough for processes, BTF and the rest.
+            if (KallsymsReader.TryRead((a, b) => memory.ReadVirtual(a, b, out _), vmcoreInfo, options.Limits, out var kallsyms, out kallsymsError))
+            {
+                namelists.Add(kallsyms!);
+            }
+        }
+
         if (vmcoreInfo is not null)
         {
             namelists.Add(NamelistLoader.FromVmcoreInfo(vmcoreInfo));
         }
 
-        var memory = new KernelMemory(image, layout, options.Cache, live);
-        return new KernelImage(image, memory, namelists, vmcoreInfo, live, options);
+        return new KernelImage(image, memory, namelists, vmcoreInfo, live, options) { KallsymsError = kallsymsError };
     }
 
     private static void CheckArchitecture(DumpImage image)
@@ -224,6 +235,12 @@ public sealed partial class KernelImage : IDisposable
 
     /// <summary>VMCOREINFO, from the container, the live kernel, or a scan of memory; null when none was found.</summary>
     public VmcoreInfo? VmcoreInfo { get; }
+
+    /// <summary>
+    /// Why the kernel's in-memory kallsyms could not be read when no namelist was given (for example, a kernel
+    /// older than 6.0 whose VMCOREINFO does not locate them), or null.
+    /// </summary>
+    public string? KallsymsError { get; private init; }
 
     /// <summary>The kernel layout: paging mode, page-table root, KASLR offset, phys_base, direct map.</summary>
     public KernelLayout Layout => _memory.Layout!;
