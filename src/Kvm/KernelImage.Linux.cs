@@ -1,3 +1,4 @@
+using Kvm.Images;
 using Kvm.Linux;
 using Kvm.Types;
 
@@ -14,6 +15,8 @@ public sealed partial class KernelImage
     private LinuxKernel? _linux;
     private ProcessWalker? _processes;
     private PathResolver? _paths;
+    private List<SwapImage>? _swapImages;
+    private SwapDevices? _swapDevices;
 
     /// <summary>
     /// The kernel's type information (BTF): from <see cref="KernelImageOptions.Btf"/>, else the image's own
@@ -226,7 +229,49 @@ public sealed partial class KernelImage
         }
     }
 
-    private static ISwapPageSource? SwapSource() => null;
+    private ISwapPageSource? SwapSource()
+    {
+        if (_options.SwapFiles.Count == 0)
+        {
+            return null;
+        }
+
+        lock (_linuxLock)
+        {
+            if (_swapImages is null)
+            {
+                var images = new List<SwapImage>();
+                try
+                {
+                    foreach (var path in _options.SwapFiles)
+                    {
+                        images.Add(SwapImage.Open(path));
+                    }
+                }
+                catch
+                {
+                    images.ForEach(i => i.Dispose());
+                    throw;
+                }
+
+                _swapImages = images;
+                _swapDevices = new SwapDevices(images, () => _linux!);
+            }
+
+            return _swapDevices;
+        }
+    }
+
+    /// <summary>How each swap image given in <see cref="KernelImageOptions.SwapFiles"/> was matched to a swap area (or why not).</summary>
+    public IReadOnlyList<string> SwapImageNotes
+    {
+        get
+        {
+            ThrowIfDisposed();
+            Linux();
+            return _swapDevices?.Notes ?? [];
+        }
+    }
 
     private TypeCatalog? LoadTypes(out string? error)
     {

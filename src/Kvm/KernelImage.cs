@@ -283,6 +283,7 @@ public sealed partial class KernelImage : IDisposable
         {
             _disposed = true;
             _image.Dispose();
+            _swapImages?.ForEach(i => i.Dispose());
         }
     }
 

@@ -42,7 +42,10 @@ public sealed record KernelProcess
     /// <summary>The command name (<c>comm</c>, at most 15 bytes), as raw bytes.</summary>
     public required byte[] CommandBytes { get; init; }
 
-    /// <summary>The command name decoded as UTF-8.</summary>
+    /// <summary>
+    /// The name as <c>/proc/PID/stat</c> and <c>ps</c> show it: <see cref="CommandBytes"/> decoded as UTF-8, plus, for a
+    /// workqueue worker, its workqueue (<c>kworker/0:1-events</c>), as the kernel's <c>wq_worker_comm()</c> adds it.
+    /// </summary>
     public required string Command { get; init; }
 
     /// <summary>The state letter as <c>/proc/PID/stat</c> prints it: R, S, D, T, t, X, Z, P or I.</summary>

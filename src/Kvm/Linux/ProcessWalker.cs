@@ -12,6 +12,9 @@ internal sealed class ProcessWalker
     // include/linux/sched.h: PF_KTHREAD has been 0x00200000 since 2.6.
     private const ulong PfKthread = 0x00200000;
 
+    // include/linux/sched.h: PF_WQ_WORKER (0x20) marks a workqueue worker, whose /proc name carries its workqueue.
+    private const ulong PfWqWorker = 0x00000020;
+
     // include/linux/sched.h (4.14–6.x): the TASK_REPORT bits and their /proc letters "RSDTtXZPI"; TASK_NOLOAD
     // (0x400) with TASK_UNINTERRUPTIBLE is reported as 'I' (TASK_REPORT_IDLE), as fs/proc/array.c does.
     private const uint TaskReport = 0x7f;
@@ -36,6 +39,7 @@ internal sealed class ProcessWalker
     private readonly FieldLayout? _percpuCount, _percpuCounters;
     private readonly long _pidTypePgid, _pidTypeSid;
     private readonly long _mmSize, _signalSize, _credSize;
+    private readonly FieldLayout? _workerPrivate, _kthreadData, _workerDesc, _workerCurrentWork, _workerPool;
 
     /// <summary>Resolves every field the walk needs; throws a <see cref="KvmException"/> naming the first one missing.</summary>
     public ProcessWalker(LinuxKernel kernel)
@@ -65,6 +69,14 @@ internal sealed class ProcessWalker
 
         // 5.16 moved cpu back into thread_info when THREAD_INFO_IN_TASK (bcf9033e5449).
         _cpu = t.OptionalField("task_struct.thread_info.cpu", "task_struct.cpu");
+
+        // kthread_data(): task->worker_private (5.17+; set_child_tid before) points at struct kthread, whose data is
+        // the struct worker of a workqueue thread (kernel/kthread.c, kernel/workqueue.c wq_worker_comm()).
+        _workerPrivate = t.OptionalField("task_struct.worker_private", "task_struct.set_child_tid");
+        _kthreadData = t.OptionalField("kthread.data");
+        _workerDesc = t.OptionalField("worker.desc");
+        _workerCurrentWork = t.OptionalField("worker.current_work");
+        _workerPool = t.OptionalField("worker.pool");
 
         _credSize = t.Size("cred");
         _uids = [t.Field("cred.uid"), t.Field("cred.euid"), t.Field("cred.suid"), t.Field("cred.fsuid")];
@@ -225,7 +237,7 @@ internal sealed class ProcessWalker
             Uids = t.Uids,
             Gids = t.Gids,
             CommandBytes = t.Comm,
-            Command = Encoding.UTF8.GetString(t.Comm),
+            Command = Encoding.UTF8.GetString(t.Comm) + t.WorkerSuffix,
             State = t.State,
             IsKernelThread = (t.Flags & PfKthread) != 0,
             Flags = t.Flags,
@@ -274,6 +286,11 @@ internal sealed class ProcessWalker
         int nul = comm.IndexOf((byte)0);
         d.Comm = comm[..(nul < 0 ? commLen : nul)].ToArray();
 
+        if ((d.Flags & PfWqWorker) != 0)
+        {
+            d.WorkerSuffix = WorkerSuffix(task);
+        }
+
         uint state = (uint)LinuxKernel.Field(task, _state, (int)Math.Min(_state.Size is 4 or 8 ? _state.Size : 4, 8));
         uint exitState = (uint)LinuxKernel.Field(task, _exitState, 4);
         d.State = StateLetter(state, exitState);
@@ -318,6 +335,29 @@ internal sealed class ProcessWalker
         }
 
         return d;
+    }
+
+    /// <summary>
+    /// The suffix /proc adds to a workqueue worker's name (wq_worker_comm(), Linux 4.18+): "-" and the workqueue's
+    /// description after its last work item, "+" while one is running. Empty when anything is unreadable.
+    /// </summary>
+    private string WorkerSuffix(byte[] task)
+    {
+        if (_workerPrivate is not { } wp || _kthreadData is not { } data || _workerDesc is not { } desc || _workerCurrentWork is not { } current || _workerPool is not { } pool)
+        {
+            return "";
+        }
+
+        ulong kthread = LinuxKernel.FieldPointer(task, wp);
+        if (kthread == 0 || !_k.TryReadPointer(kthread + (ulong)data.Offset, out ulong worker) || worker == 0 ||
+            !_k.TryReadPointer(worker + (ulong)pool.Offset, out ulong workerPool) || workerPool == 0 ||
+            !_k.TryReadPointer(worker + (ulong)current.Offset, out ulong currentWork))
+        {
+            return "";
+        }
+
+        var name = _k.ReadCStringBytes(worker + (ulong)desc.Offset, (int)Math.Clamp(desc.Size, 1, 64));
+        return name.Length == 0 ? "" : (currentWork != 0 ? "+" : "-") + Encoding.UTF8.GetString(name);
     }
 
     private void ReadIds(byte[] signal, TaskData d)
@@ -414,6 +454,7 @@ internal sealed class ProcessWalker
         public uint[] Uids = new uint[4];
         public uint[] Gids = new uint[4];
         public byte[] Comm = [];
+        public string WorkerSuffix = "";
         public char State;
         public ulong Flags;
         public uint TtyNumber;

@@ -39,7 +39,10 @@ internal sealed class SwapWalker
     }
 
     /// <summary>Lists the areas in use.</summary>
-    public SwapSummary Read()
+    public SwapSummary Read() => new(ReadAreas().Select(a => a.Area).ToList(), _k.PageSize);
+
+    /// <summary>Lists the areas in use, each with the identity of its header when the page cache still holds it.</summary>
+    public List<(SwapArea Area, SwapHeaderIdentity? Header)> ReadAreas()
     {
         ulong infoArray = _k.RequireSymbol("swap_info");
         ulong nrSymbol = _k.RequireSymbol("nr_swapfiles");
@@ -49,7 +52,8 @@ internal sealed class SwapWalker
             throw new CorruptImageException($"nr_swapfiles at 0x{nrSymbol:x} is {nr}, more than MAX_SWAPFILES ({MaxSwapFiles})");
         }
 
-        var areas = new List<SwapArea>();
+        var areas = new List<(SwapArea, SwapHeaderIdentity?)>();
+        var mappingField = _k.Types.OptionalField("file.f_mapping");
         for (int type = 0; type < nr; type++)
         {
             ulong si = _k.ReadPointer(infoArray + ((ulong)type * 8), $"swap_info[{type}]");
@@ -70,16 +74,22 @@ internal sealed class SwapWalker
             long max = _k.ReadU32(si + (ulong)_max.Offset, "swap_info_struct.max");
             ulong file = _k.ReadPointer(si + (ulong)_swapFile.Offset, "swap_info_struct.swap_file");
             string name = "";
+            SwapHeaderIdentity? header = null;
             if (file != 0)
             {
+                if (mappingField is { } fm && _k.TryReadPointer(file + (ulong)fm.Offset, out ulong mapping))
+                {
+                    header = SwapHeaderIdentity.FromPageCache(_k, mapping);
+                }
+
                 ulong path = file + (ulong)_fPath.Offset;
                 name = _paths.Resolve(_k.ReadPointer(path + (ulong)_pathMnt.Offset, "path.mnt"), _k.ReadPointer(path + (ulong)_pathDentry.Offset, "path.dentry"));
             }
 
-            areas.Add(new SwapArea(type, name, (flags & (ulong)_swpBlkdev) == 0, pages, inuse, prio, max, flags, (flags & (ulong)_swpWriteOk) != 0));
+            areas.Add((new SwapArea(type, name, (flags & (ulong)_swpBlkdev) == 0, pages, inuse, prio, max, flags, (flags & (ulong)_swpWriteOk) != 0), header));
         }
 
-        return new SwapSummary(areas, _k.PageSize);
+        return areas;
     }
 
     private long ReadInuse(ulong si)
