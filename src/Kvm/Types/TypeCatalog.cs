@@ -43,6 +43,19 @@ public sealed partial class TypeCatalog
         _cache[0] = s_void;
     }
 
+    private TypeCatalog(TypeCatalog other, int pointerSize)
+    {
+        Source = other.Source;
+        IsBigEndian = other.IsBigEndian;
+        _types = other._types;
+        _strings = other._strings;
+        _offsets = other._offsets;
+        _cache = other._cache;
+        _byName = Volatile.Read(ref other._byName);
+        _enumerators = Volatile.Read(ref other._enumerators);
+        PointerSize = pointerSize;
+    }
+
     /// <summary>Where the blob came from (a file path, or a description such as a dump and symbol range); used in error messages.</summary>
     public string Source { get; }
 
@@ -54,6 +67,16 @@ public sealed partial class TypeCatalog
 
     /// <summary>Size of a pointer in bytes, which BTF does not record; set it from the image's architecture.</summary>
     public int PointerSize { get; init; } = 8;
+
+    /// <summary>
+    /// Returns a catalog over the same types with another <see cref="PointerSize"/> (e.g. 4 for a 32-bit kernel); the
+    /// parsed data and decoded types are shared, not copied.
+    /// </summary>
+    public TypeCatalog WithPointerSize(int pointerSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(pointerSize);
+        return new TypeCatalog(this, pointerSize);
+    }
 
     /// <summary>
     /// Parses a BTF blob. The bytes are copied, so <paramref name="data"/> may be reused afterwards.
