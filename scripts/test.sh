@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 require_dotnet
-apt_ensure ca-certificates
+# bpftool is the independent oracle the BTF reader is checked against (tests/Kvm.Tests/Types).
+apt_ensure ca-certificates bpftool
 
 say "making or reusing the real test dumps in $KVM_TEST_DUMPS"
 if ! scripts/make-test-dumps.sh; then
