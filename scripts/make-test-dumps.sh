@@ -235,7 +235,7 @@ build_variant() {
     ((PRESSURE)) && pflag=(--expect-pressure)
     python3 "$LAB/labtool.py" truth --tar "$tmp/logs/truth.img" --outdir "$tmp" --variant "$variant" \
         --swap "$tmp/swap.img" --swap-uuid "$SWAP_UUID" --swap-label "$SWAP_LABEL" --expect-levels "$levels" \
-        "${pflag[@]}" || die "[$variant] the truth is incomplete or contradicts the variant"
+        --qmp-result "$tmp/logs/qmp-result.json" "${pflag[@]}" || die "[$variant] the truth is incomplete or contradicts the variant"
     rm -f "$tmp/logs/truth.img"
 
     # files.tsv: name producer dumpLevel splitSet splitIndex derivedFrom command
