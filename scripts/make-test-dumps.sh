@@ -9,7 +9,7 @@
 # variant whose manifest and files exist is reused without booting anything.
 #
 # Usage: scripts/make-test-dumps.sh [--variants LIST] [--mem SIZE] [--smp N]
-#                                   [--no-pressure] [--cloud] [--force] [--timeout SEC]
+#                                   [--no-pressure] [--cloud] [--force] [--prune] [--timeout SEC]
 #   --variants LIST  comma-separated, from default,la57,nokaslr,novmcoreinfo (all by default)
 #                    default      4-level paging, KASLR on, -device vmcoreinfo, memory pressure
 #                    la57         -cpu qemu64,+la57 (5-level paging, checked in the guest)
@@ -20,6 +20,8 @@
 #   --no-pressure    do not push argv/env pages out to swap
 #   --cloud          use Debian's -cloud-amd64 kernel flavour
 #   --force          regenerate the chosen variants even if cached
+#   --prune          delete <release>-<hash> dirs of other lab versions (kept by default:
+#                    other checkouts of the repository may still point at them)
 #   --timeout SEC    how long to wait for the guest to be ready (default 600)
 #
 # Output: $KVM_TEST_DUMPS (default ${XDG_CACHE_HOME:-$HOME/.cache}/kvm-test-dumps)
@@ -51,6 +53,7 @@ SMP=2
 PRESSURE=1
 CLOUD=0
 FORCE=0
+PRUNE=0
 TIMEOUT=600
 while (($#)); do
     case $1 in
@@ -65,6 +68,7 @@ while (($#)); do
         --no-pressure) PRESSURE=0; shift ;;
         --cloud) CLOUD=1; shift ;;
         --force) FORCE=1; shift ;;
+        --prune) PRUNE=1; shift ;;
         -h | --help) usage; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
@@ -231,7 +235,7 @@ build_variant() {
     ((PRESSURE)) && pflag=(--expect-pressure)
     python3 "$LAB/labtool.py" truth --tar "$tmp/logs/truth.img" --outdir "$tmp" --variant "$variant" \
         --swap "$tmp/swap.img" --swap-uuid "$SWAP_UUID" --swap-label "$SWAP_LABEL" --expect-levels "$levels" \
-        "${pflag[@]}" || die "[$variant] the truth is incomplete or contradicts the variant"
+        --qmp-result "$tmp/logs/qmp-result.json" "${pflag[@]}" || die "[$variant] the truth is incomplete or contradicts the variant"
     rm -f "$tmp/logs/truth.img"
 
     # files.tsv: name producer dumpLevel splitSet splitIndex derivedFrom command
@@ -390,8 +394,10 @@ for v in "${VARIANT_LIST[@]}"; do
 done
 rm -rf "$BUILD"
 
-# Old lab versions are dead weight: drop <release>-<hash> dirs of other hashes (debs stay).
+# Old lab versions: with --prune, drop <release>-<hash> dirs of other hashes (debs stay).
+# Not by default: another checkout (another branch's lab) may still use them.
 for d in "$BASE"/*-*; do
+    ((PRUNE)) || break
     [[ -d $d && $d != "$DIR" ]] || continue
     [[ $(basename "$d") =~ -[0-9a-f]{12}$ ]] || continue
     [[ $(basename "$d") == *-"$HASH" ]] && continue

@@ -3,7 +3,8 @@
 # It loads the virtio modules, turns on swap on the first virtio disk, starts the
 # known workload and hands over to `kvmlab collect`, which records the ground
 # truth, writes it as a tar stream to the second virtio disk, prints
-# "KVMTEST-READY" on the serial console and then pauses forever.
+# "KVMTEST-READY" on the serial console and then, forever, prints a
+# "KVMTEST-LOADAVG ..." line every ~100 ms (the host's loadavgAtStop).
 # PID 1 must never exit (that would panic the kernel), so every failure path
 # prints "KVMTEST-FAILED ..." (the host stops waiting when it sees it) and sleeps.
 
@@ -50,7 +51,7 @@ echo "kvmlab: starting workload"
 kvmlab workload /run/roles || fail "workload"
 
 echo "kvmlab: collecting truth (settle ${SETTLE}s, pressure on '${PRESSURE_ROLES}')"
-# Does not return on success: it prints KVMTEST-READY and pauses forever.
+# Does not return on success: it prints KVMTEST-READY, then KVMTEST-LOADAVG lines forever.
 kvmlab collect --roles /run/roles --tar /dev/vdb --dir /truth --settle "$SETTLE" --pressure "$PRESSURE_ROLES" \
     || fail "collect"
 fail "collect returned"

@@ -10,8 +10,10 @@
  *                               argv/env pages out to swap, record the ground
  *                               truth from /proc into a directory, write it as
  *                               a tar stream to a raw disk, print the ready
- *                               line on the console and then pause forever
- *                               (so it is still there, stable, in the dump).
+ *                               line on the console and then, forever, print
+ *                               a "KVMTEST-LOADAVG" line every ~100 ms (so it
+ *                               is still there in the dump, and the host knows
+ *                               the load average at the moment it stops the VM).
  *
  * The workload processes are this same binary, exec'ed through symlinks
  * named /bin/kvmtest-<role>.  We dispatch on the path given to execve
@@ -817,6 +819,54 @@ static void save_pagemap_records(void)
     truth_write("pagemap.txt", buf);
 }
 
+/* Read a small /proc file into buf (NUL-terminated, trailing newline dropped); "" on failure. */
+static void read_small(const char *path, char *buf, size_t size)
+{
+    buf[0] = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return;
+    ssize_t n;
+    do
+        n = read(fd, buf, size - 1);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n < 0) n = 0;
+    buf[n] = 0;
+    char *nl = strchr(buf, '\n');
+    if (nl) *nl = 0;
+}
+
+/*
+ * After the ready line: the truth's loadavg.txt is seconds older than the moment the
+ * host stops the VM, and the kernel recomputes avenrun every 5 s.  So, until the VM is
+ * stopped, print /proc/loadavg (and the uptime) on the console every ~100 ms; the host
+ * takes the last complete line it saw when it stopped the VM (truth.json loadavgAtStop).
+ * Never returns; the collector sleeps in nanosleep between lines, so it is in the dump.
+ */
+static void loadavg_ticker(void)
+{
+    char la[256], up[256], line[600];
+    const struct timespec period = {0, 100 * 1000 * 1000};
+    for (;;) {
+        read_small("/proc/loadavg", la, sizeof la);
+        read_small("/proc/uptime", up, sizeof up);
+        char *sp = strchr(up, ' ');
+        if (sp) *sp = 0;
+        /* One write(2) per line, so a line is never split by our own buffering. */
+        int n = snprintf(line, sizeof line, "KVMTEST-LOADAVG %s uptime=%s\n", la, up);
+        if (n > 0 && (size_t)n < sizeof line) {
+            fflush(stdout);
+            ssize_t w;
+            do
+                w = write(STDOUT_FILENO, line, (size_t)n);
+            while (w < 0 && errno == EINTR);
+        }
+        struct timespec left = period;
+        while (nanosleep(&left, &left) < 0 && errno == EINTR) {
+        }
+    }
+}
+
 static int cmd_collect(int argc, char **argv)
 {
     const char *rolesfile = "/run/roles", *tardev = "/dev/vdb", *pressure_roles = "";
@@ -881,7 +931,7 @@ static int cmd_collect(int argc, char **argv)
     /* The host waits for this exact line on the serial console. */
     printf("KVMTEST-READY pid=%d\n", (int)getpid());
     fflush(stdout);
-    pause_forever();
+    loadavg_ticker();
     return 0;
 }
 

@@ -3,9 +3,11 @@
 
   labtool.py truth    --tar truth.img --outdir VDIR --variant NAME --swap swap.img
                       --swap-uuid UUID --swap-label LABEL --expect-levels 4|5 [--expect-pressure]
+                      [--qmp-result qmp-result.json]
       Turn the guest's raw truth (a tar stream on a raw disk) into VDIR/truth.json and
       derive VDIR/System.map; check what the variant promises (paging levels, pages
       really in swap and, in swap.img, holding the argv/env bytes the guest recorded).
+      loadavgAtStop comes from qmp_dump.py's result file (the guest's console, read at `stop`).
   labtool.py mdf-input VDIR/truth.json
       Print "PAGE_OFFSET_BASE RAMSTART:RAMEND ..." for elf_for_makedumpfile.py.
   labtool.py kdump-compression FILE
@@ -180,6 +182,11 @@ def cmd_truth(a):
     t["loadavg"] = la
     t["loadavgValues"] = [float(x) for x in la.split()[:3]]
     t["uptimeSeconds"] = float(text(files, "uptime.txt").split()[0])
+    # loadavg above was read seconds before the host stopped the VM (avenrun moves every 5 s);
+    # this is the guest's last console report before the stop (qmp_dump.py), null if none.
+    t["loadavgAtStop"] = None
+    if a.qmp_result:
+        t["loadavgAtStop"] = json.load(open(a.qmp_result)).get("loadavgAtStop")
 
     swaps = []
     for line in text(files, "swaps.txt").splitlines()[1:]:
@@ -273,7 +280,8 @@ def cmd_truth(a):
         fo.write(derive_system_map(ks_text, offset))
     print(f"make-test-dumps:   truth: {len(procs)} processes, {t['pagingLevels']}-level paging, "
           f"KASLR offset {t['kaslrOffset']}, {n_swapped} argv/env pages in swap (verified in swap.img), "
-          f"loadavg {la.split()[0]}, tty role {'ok' if roles['tty'] else 'none'}", file=sys.stderr)
+          f"loadavg {la.split()[0]} (at stop: "
+          f"{t['loadavgAtStop']['loadavg'].split()[0] if t['loadavgAtStop'] else 'none'}), tty role {'ok' if roles['tty'] else 'none'}", file=sys.stderr)
 
 
 def swapped_pages(files, by_pid, swap_img):
@@ -554,6 +562,7 @@ def main():
     p.add_argument("--swap-label", required=True)
     p.add_argument("--expect-levels", type=int, required=True)
     p.add_argument("--expect-pressure", action="store_true")
+    p.add_argument("--qmp-result", help="qmp_dump.py's result file (for loadavgAtStop)")
     p.set_defaults(fn=cmd_truth)
     p = sp.add_parser("mdf-input")
     p.add_argument("truth")

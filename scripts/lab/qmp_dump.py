@@ -8,11 +8,15 @@ The guest prints "KVMTEST-READY" on its serial console (which QEMU writes to --c
 once the ground truth is on its truth disk, or "KVMTEST-FAILED <why>" when something
 went wrong.  We then `stop` the VM, ask which dump formats this QEMU offers, write one
 `dump-guest-memory` per format we want (ELF and every kdump-* flavour), and `quit`.
-The result file records the capability list and the dumps written.
+The result file records the capability list and the dumps written, and "loadavgAtStop":
+after the ready line the guest prints "KVMTEST-LOADAVG <the /proc/loadavg text> uptime=<s>"
+every ~100 ms until it is stopped; right after `stop` we take the last complete such line
+(and the one before it) from the console, so the truth knows what avenrun held in the dump.
 """
 import argparse
 import json
 import os
+import re
 import select
 import socket
 import subprocess
@@ -21,6 +25,8 @@ import time
 
 READY = "KVMTEST-READY"
 FAILED = "KVMTEST-FAILED"
+# "KVMTEST-LOADAVG 0.44 0.30 0.12 3/85 123 uptime=51.23": /proc/loadavg as is, then /proc/uptime's first field.
+LOADAVG_LINE = re.compile(r"KVMTEST-LOADAVG ((\d+\.\d+) (\d+\.\d+) (\d+\.\d+) \d+/\d+ \d+) uptime=(\d+\.\d+)")
 
 
 def log(msg):
@@ -34,6 +40,42 @@ def console_tail(path, lines=40):
     except OSError:
         return "(no console output)"
     return "\n".join(data.splitlines()[-lines:])
+
+
+def parse_loadavg_line(line):
+    m = LOADAVG_LINE.fullmatch(line)
+    if not m:
+        return None
+    return {"line": line, "loadavg": m.group(1),
+            "values": [float(m.group(2)), float(m.group(3)), float(m.group(4))],
+            "uptimeSeconds": float(m.group(5))}
+
+
+def loadavg_at_stop(path):
+    """The last two complete, well-formed KVMTEST-LOADAVG lines of the console log.
+
+    Only text up to the last newline counts: the VM may have been stopped in the middle of
+    a line.  Lines that the kernel's own console output interleaved with do not parse and
+    are skipped.  Returns {"line", "loadavg", "values", "uptimeSeconds", "previous"} or None.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    data = data[:data.rfind(b"\n") + 1]  # drop a partial last line (all of it if there is no newline)
+    found = []
+    for raw in reversed(data.split(b"\n")):
+        rec = parse_loadavg_line(raw.decode("utf-8", "replace").strip("\r\0 "))
+        if rec:
+            found.append(rec)
+            if len(found) == 2:
+                break
+    if not found:
+        return None
+    last = found[0]
+    last["previous"] = found[1] if len(found) > 1 else None
+    return last
 
 
 class Qmp:
@@ -161,6 +203,14 @@ def main():
         log(f"  guest ready after {time.time() - start:.0f} s; stopping it and dumping")
 
         qmp.cmd("stop")
+        # The VM is stopped: what the console holds now is all the guest printed.
+        at_stop = loadavg_at_stop(a.console)
+        if at_stop:
+            prev = at_stop["previous"]
+            log(f"  load average at stop: {at_stop['loadavg']} (uptime {at_stop['uptimeSeconds']} s)"
+                + (f"; line before: {prev['loadavg']} (uptime {prev['uptimeSeconds']} s)" if prev else ""))
+        else:
+            log("  WARNING: no KVMTEST-LOADAVG line on the console when the VM was stopped")
         cap = qmp.cmd("query-dump-guest-memory-capability")
         formats = [f for f in cap.get("formats", [])]
         wanted = [f for f in formats if f == "elf" or f.startswith("kdump-")]
@@ -189,7 +239,7 @@ def main():
             pass  # QEMU may close the socket before answering
         proc.wait(timeout=60)
         with open(a.result, "w") as f:
-            json.dump({"dumpCapability": formats, "dumps": dumps}, f, indent=1)
+            json.dump({"dumpCapability": formats, "dumps": dumps, "loadavgAtStop": at_stop}, f, indent=1)
     except Exception as e:  # report clearly, never leave QEMU behind
         log(f"ERROR: {e}")
         if proc.poll() is None:

@@ -54,8 +54,14 @@ def verify_variant(vdir):
           and fds[5]["path"] == "/tmp" and fds[7]["path"].startswith("pipe:") and fds[9]["path"] == "/dev/null",
           f"{name}: fds {fds}")
     check(t["loadavgValues"][0] > 0, f"{name}: load average is 0")
+    at = t.get("loadavgAtStop")
+    check(isinstance(at, dict) and isinstance(at.get("values"), list) and len(at["values"]) == 3
+          and all(isinstance(x, (int, float)) for x in at["values"]) and at["values"][0] > 0
+          and isinstance(at.get("uptimeSeconds"), (int, float)) and at["uptimeSeconds"] >= t["uptimeSeconds"],
+          f"{name}: loadavgAtStop missing or malformed: {at}")
     check(t["kmsgMarker"] in t["dmesg"], f"{name}: marker not in dmesg")
-    print(f"verify: {name}: workload ok (tty role: {r['tty']}, loadavg {t['loadavg']})")
+    print(f"verify: {name}: workload ok (tty role: {r['tty']}, loadavg {t['loadavg']}, "
+          f"at stop {at['loadavg']} at uptime {at['uptimeSeconds']} s)")
 
     # Variant promises.
     want_levels = 5 if name.startswith("la57") else 4

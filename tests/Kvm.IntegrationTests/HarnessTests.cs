@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
 
 namespace Kvm.IntegrationTests;
 
@@ -58,6 +59,23 @@ public sealed class HarnessTests
             Assert.StartsWith("Linux version ", variant.ProcVersion, StringComparison.Ordinal);
             Assert.Contains("KVMTEST-MARKER", truth.GetProperty("dmesg").GetString()!, StringComparison.Ordinal);
             Assert.Equal(variant.Name == "la57" ? 5 : 4, variant.PagingLevels);
+        }
+    }
+
+    [LabFact]
+    public void Truth_HasTheLoadAverageAtStop()
+    {
+        foreach (var variant in DumpLab.Variants)
+        {
+            var truth = variant.Truth;
+            Assert.True(truth.TryGetProperty("loadavgAtStop", out var atStop) && atStop.ValueKind == JsonValueKind.Object, $"{variant.Name}: loadavgAtStop missing or null");
+            var values = atStop.GetProperty("values");
+            Assert.Equal(JsonValueKind.Array, values.ValueKind);
+            Assert.Equal(3, values.GetArrayLength());
+            Assert.All(values.EnumerateArray(), v => Assert.Equal(JsonValueKind.Number, v.ValueKind));
+            Assert.True(values[0].GetDouble() > 0, $"{variant.Name}: 1-minute load average at stop is 0");
+            Assert.StartsWith("KVMTEST-LOADAVG ", atStop.GetProperty("line").GetString()!, StringComparison.Ordinal);
+            Assert.True(atStop.GetProperty("uptimeSeconds").GetDouble() >= truth.GetProperty("uptimeSeconds").GetDouble(), $"{variant.Name}: loadavgAtStop is older than the truth");
         }
     }
 }
