@@ -44,7 +44,8 @@ public sealed record KernelProcess
 
     /// <summary>
     /// The name as <c>/proc/PID/stat</c> and <c>ps</c> show it: <see cref="CommandBytes"/> decoded as UTF-8, plus, for a
-    /// workqueue worker, its workqueue (<c>kworker/0:1-events</c>), as the kernel's <c>wq_worker_comm()</c> adds it.
+    /// workqueue worker, its workqueue (<c>kworker/0:1-events</c>), as the kernel's <c>wq_worker_comm()</c> adds it, and
+    /// for another kernel thread its full name when longer than <c>comm</c> (6.1+ <c>kthread.full_name</c>).
     /// </summary>
     public required string Command { get; init; }
 

@@ -39,7 +39,7 @@ internal sealed class ProcessWalker
     private readonly FieldLayout? _percpuCount, _percpuCounters;
     private readonly long _pidTypePgid, _pidTypeSid;
     private readonly long _mmSize, _signalSize, _credSize;
-    private readonly FieldLayout? _workerPrivate, _kthreadData, _workerDesc, _workerCurrentWork, _workerPool;
+    private readonly FieldLayout? _workerPrivate, _kthreadData, _kthreadFullName, _workerDesc, _workerCurrentWork, _workerPool;
 
     /// <summary>Resolves every field the walk needs; throws a <see cref="KvmException"/> naming the first one missing.</summary>
     public ProcessWalker(LinuxKernel kernel)
@@ -74,6 +74,9 @@ internal sealed class ProcessWalker
         // the struct worker of a workqueue thread (kernel/kthread.c, kernel/workqueue.c wq_worker_comm()).
         _workerPrivate = t.OptionalField("task_struct.worker_private", "task_struct.set_child_tid");
         _kthreadData = t.OptionalField("kthread.data");
+
+        // 6.1 keeps a kernel thread's name beyond TASK_COMM_LEN in kthread->full_name (d6986ce24fc0), which /proc prints.
+        _kthreadFullName = t.OptionalField("kthread.full_name");
         _workerDesc = t.OptionalField("worker.desc");
         _workerCurrentWork = t.OptionalField("worker.current_work");
         _workerPool = t.OptionalField("worker.pool");
@@ -237,7 +240,7 @@ internal sealed class ProcessWalker
             Uids = t.Uids,
             Gids = t.Gids,
             CommandBytes = t.Comm,
-            Command = Encoding.UTF8.GetString(t.Comm) + t.WorkerSuffix,
+            Command = Encoding.UTF8.GetString(t.FullName ?? t.Comm) + t.WorkerSuffix,
             State = t.State,
             IsKernelThread = (t.Flags & PfKthread) != 0,
             Flags = t.Flags,
@@ -286,9 +289,15 @@ internal sealed class ProcessWalker
         int nul = comm.IndexOf((byte)0);
         d.Comm = comm[..(nul < 0 ? commLen : nul)].ToArray();
 
+        // fs/proc/array.c proc_task_name(): workqueue workers get wq_worker_comm(), other kernel threads their
+        // full name, everything else comm.
         if ((d.Flags & PfWqWorker) != 0)
         {
             d.WorkerSuffix = WorkerSuffix(task);
+        }
+        else if ((d.Flags & PfKthread) != 0 && FullName(task) is { Length: > 0 } full)
+        {
+            d.FullName = full;
         }
 
         uint state = (uint)LinuxKernel.Field(task, _state, (int)Math.Min(_state.Size is 4 or 8 ? _state.Size : 4, 8));
@@ -358,6 +367,17 @@ internal sealed class ProcessWalker
 
         var name = _k.ReadCStringBytes(worker + (ulong)desc.Offset, (int)Math.Clamp(desc.Size, 1, 64));
         return name.Length == 0 ? "" : (currentWork != 0 ? "+" : "-") + Encoding.UTF8.GetString(name);
+    }
+
+    private byte[]? FullName(byte[] task)
+    {
+        if (_workerPrivate is not { } wp || _kthreadFullName is not { } fullName)
+        {
+            return null;
+        }
+
+        ulong kthread = LinuxKernel.FieldPointer(task, wp);
+        return kthread != 0 && _k.TryReadPointer(kthread + (ulong)fullName.Offset, out ulong name) && name != 0 ? _k.ReadCStringBytes(name, 64) : null;
     }
 
     private void ReadIds(byte[] signal, TaskData d)
@@ -455,6 +475,7 @@ internal sealed class ProcessWalker
         public uint[] Gids = new uint[4];
         public byte[] Comm = [];
         public string WorkerSuffix = "";
+        public byte[]? FullName;
         public char State;
         public ulong Flags;
         public uint TtyNumber;
