@@ -41,6 +41,16 @@ internal sealed class SystemWalker
             long seqSize = t.TryGetSize("seqcount_raw_spinlock_t", out long s) ? s : t.TryGetSize("seqcount_t", out long s2) ? s2 : 4;
             ulong tk = tkCore + (ulong)((seqSize + 7) & ~7L);
             long mono = unchecked((long)_k.ReadU64(tk + (ulong)tkrMono.Offset + (ulong)monoBase.Offset, "timekeeper.tkr_mono.base"));
+
+            // base holds whole seconds plus wall_to_monotonic's nanoseconds; the rest of the current second is
+            // xtime_nsec >> shift, which ktime_get() adds at read time (kernel/time/timekeeping.c).
+            if (t.TryGetField("tk_read_base.xtime_nsec", out var xtimeNsec) && t.TryGetField("tk_read_base.shift", out var shift))
+            {
+                ulong nsec = _k.ReadU64(tk + (ulong)tkrMono.Offset + (ulong)xtimeNsec.Offset, "timekeeper.tkr_mono.xtime_nsec");
+                int sh = (int)(_k.ReadU32(tk + (ulong)tkrMono.Offset + (ulong)shift.Offset, "timekeeper.tkr_mono.shift") & 63);
+                mono += (long)(nsec >> sh);
+            }
+
             long boot = unchecked((long)_k.ReadU64(tk + (ulong)offsBoot.Offset, "timekeeper.offs_boot"));
             long wall = unchecked((long)_k.ReadU64(tk + (ulong)xtimeSec.Offset, "timekeeper.xtime_sec"));
             var uptime = TimeSpan.FromTicks((mono + boot) / 100);
