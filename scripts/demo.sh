@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up, makes (or reuses) a real crash dump of a real Debian kernel, and runs kmem on it:
-# the dump inventory, `kmem info`, and the kernel banner read through the dump's page tables.
+# the dump inventory, `kmem info`, the kernel banner read through the dump's page tables, the processes and the
+# end of the kernel log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -38,3 +39,14 @@ echo "== kmem -M qemu-kdump-zlib.flat -N System.map read linux_banner 160"
 echo
 echo "== kmem -M qemu.elf -N System.map vtop init_task"
 "$kmem" -M "$dir/qemu.elf" -N "$dir/System.map" vtop init_task
+echo
+echo "== kmem -M qemu.elf -S swap.img ps (no namelist)"
+# Without a namelist the kernel's BTF is found only once symbols can be read from the image itself (kallsyms);
+# until then, say so and show the same listing with System.map.
+if ! "$kmem" -M "$dir/qemu.elf" -S "$dir/swap.img" ps; then
+    echo "(this build needs a namelist to find the kernel's BTF: again with -N System.map)"
+    "$kmem" -M "$dir/qemu.elf" -N "$dir/System.map" -S "$dir/swap.img" ps
+fi
+echo
+echo "== kmem -M mdf-c-d31.kdump dmesg --tail 15 (no namelist: a bare dump suffices)"
+"$kmem" -M "$dir/mdf-c-d31.kdump" dmesg --tail 15

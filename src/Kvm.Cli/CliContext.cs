@@ -9,6 +9,8 @@ internal sealed class CliContext
     public static readonly Option<string[]> Namelist = new("-N", "--namelist") { Description = "System.map, vmlinux or kallsyms listing (repeatable)", Recursive = true };
     public static readonly Option<bool> Writable = new("-w", "--write") { Description = "Open the image for writing", Recursive = true };
     public static readonly Option<bool> Json = new("--json") { Description = "Print JSON instead of text", Recursive = true };
+    public static readonly Option<string[]> Swap = new("-S", "--swap") { Description = "Image of a swap device or swap file, to read swapped-out user pages (repeatable)", Recursive = true, AllowMultipleArgumentsPerToken = false };
+    public static readonly Option<string> Btf = new("--btf") { Description = "BTF file (raw BTF or a vmlinux with .BTF) describing the kernel's structures", Recursive = true };
 
     private CliContext(ParseResult parse, TextWriter output, TextWriter error)
     {
@@ -19,6 +21,8 @@ internal sealed class CliContext
         Namelists = parse.GetValue(Namelist) ?? [];
         IsWritable = parse.GetValue(Writable);
         IsJson = parse.GetValue(Json);
+        SwapFiles = parse.GetValue(Swap) ?? [];
+        BtfFile = parse.GetValue(Btf);
     }
 
     public ParseResult Parse { get; }
@@ -35,12 +39,16 @@ internal sealed class CliContext
 
     public bool IsJson { get; }
 
+    public IReadOnlyList<string> SwapFiles { get; }
+
+    public string? BtfFile { get; }
+
     public static CliContext From(ParseResult parse, TextWriter output, TextWriter error) => new(parse, output, error);
 
     /// <summary>Opens the image the options name.</summary>
     public KernelImage OpenImage()
     {
-        var options = new KernelImageOptions { Namelists = Namelists, Writable = IsWritable };
+        var options = new KernelImageOptions { Namelists = Namelists, Writable = IsWritable, SwapFiles = SwapFiles, Btf = BtfFile };
         return CoreFiles.Count == 0 ? KernelImage.OpenLive(options) : KernelImage.Open(CoreFiles, options);
     }
 }

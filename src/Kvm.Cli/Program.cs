@@ -20,11 +20,19 @@ internal static class Program
         root.Options.Add(CliContext.Namelist);
         root.Options.Add(CliContext.Writable);
         root.Options.Add(CliContext.Json);
+        root.Options.Add(CliContext.Swap);
+        root.Options.Add(CliContext.Btf);
         root.Subcommands.Add(InfoCommand.Create(io));
         root.Subcommands.Add(NlistCommand.Create(io));
         root.Subcommands.Add(ReadCommand.Create(io));
         root.Subcommands.Add(VtopCommand.Create(io));
         root.Subcommands.Add(WriteCommand.Create(io));
+        root.Subcommands.Add(PsCommand.Create(io));
+        root.Subcommands.Add(DmesgCommand.Create(io));
+        root.Subcommands.Add(UptimeCommand.Create(io));
+        root.Subcommands.Add(SwapinfoCommand.Create(io));
+        root.Subcommands.Add(FstatCommand.Create(io));
+        root.Subcommands.Add(PcpuCommand.Create(io));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
