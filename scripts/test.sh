@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, makes (or reuses) the real crash dumps, builds, and runs every test suite.
-# The last line is the plain summary "N passed, N failed[, N skipped]"; the exit status is non-zero on any failure.
+# The last line is the plain summary "N passed, N failed" (skips are reported just above it); the exit status is non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -45,9 +45,10 @@ rm -rf "$results"
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=1
 fi
+# Skips (for example the live-kernel tests on a machine without /proc/kcore) are reported above the summary,
+# whose plain form is the contract with CI.
 if [ "$skipped" -gt 0 ]; then
-  echo "$passed passed, $failed failed, $skipped skipped"
-else
-  echo "$passed passed, $failed failed"
+  say "$skipped skipped (see the reasons in the test output above)"
 fi
+echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -135,7 +135,7 @@ internal sealed class ProcessWalker
     {
         var errors = new List<string>();
         var result = new List<KernelProcess>();
-        ulong initTask = _k.RequireSymbol("init_task");
+        ulong initTask = _k.RequireSymbol(KernelGlobals.InitTask.Name);
         int max = _k.Limits.MaxListEntries;
 
         var leaders = new List<ulong> { initTask };
@@ -308,7 +308,7 @@ internal sealed class ProcessWalker
         d.ParentTgid = parent == 0 || parent == address ? 0 : _k.ReadI32(parent + (ulong)_tgid.Offset, "real_parent->tgid");
 
         // The idle task's parent is itself; tasks whose parent is the idle task report ppid 0, as /proc does.
-        if (parent == _k.Symbol("init_task"))
+        if (parent == _k.Symbol(KernelGlobals.InitTask.Name))
         {
             d.ParentTgid = 0;
         }

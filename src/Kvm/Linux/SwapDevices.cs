@@ -182,7 +182,7 @@ internal readonly record struct SwapHeaderIdentity(Guid Uuid, string? Label)
             return null;
         }
 
-        ulong vmemmap = k.Symbol("vmemmap_base") is { } vb && k.TryReadPointer(vb, out ulong v) ? v : 0xffffea0000000000UL;
+        ulong vmemmap = k.Symbol(KernelGlobals.VmemmapBase.Name) is { } vb && k.TryReadPointer(vb, out ulong v) ? v : 0xffffea0000000000UL;
         if (entry < vmemmap)
         {
             return null;

@@ -44,8 +44,8 @@ internal sealed class SwapWalker
     /// <summary>Lists the areas in use, each with the identity of its header when the page cache still holds it.</summary>
     public List<(SwapArea Area, SwapHeaderIdentity? Header)> ReadAreas()
     {
-        ulong infoArray = _k.RequireSymbol("swap_info");
-        ulong nrSymbol = _k.RequireSymbol("nr_swapfiles");
+        ulong infoArray = _k.RequireSymbol(KernelGlobals.SwapInfo.Name);
+        ulong nrSymbol = _k.RequireSymbol(KernelGlobals.NrSwapfiles.Name);
         uint nr = _k.ReadU32(nrSymbol, "nr_swapfiles");
         if (nr > MaxSwapFiles)
         {

@@ -19,10 +19,10 @@ internal sealed class SystemWalker
     /// <summary>Reads <c>unsigned long avenrun[3]</c>.</summary>
     public LoadAverage LoadAverage()
     {
-        ulong avenrun = _k.RequireSymbol("avenrun");
+        ulong avenrun = _k.RequireSymbol(KernelGlobals.Avenrun.Name);
         var raw = _k.ReadBytes(avenrun, 24, "avenrun");
         double Value(int i) => BinaryPrimitives.ReadUInt64LittleEndian(raw.AsSpan(i * 8)) / FixedOne;
-        int? threads = _k.Symbol("nr_threads") is { } nt ? _k.ReadI32(nt, "nr_threads") : null;
+        int? threads = _k.Symbol(KernelGlobals.NrThreads.Name) is { } nt ? _k.ReadI32(nt, "nr_threads") : null;
         return new LoadAverage(Value(0), Value(1), Value(2), threads);
     }
 
@@ -34,7 +34,7 @@ internal sealed class SystemWalker
     public KernelClock Clock()
     {
         var t = _k.Types;
-        if (_k.Symbol("tk_core") is { } tkCore && t.TryGetField("timekeeper.tkr_mono", out var tkrMono) &&
+        if (_k.Symbol(KernelGlobals.TkCore.Name) is { } tkCore && t.TryGetField("timekeeper.tkr_mono", out var tkrMono) &&
             t.TryGetField("tk_read_base.base", out var monoBase) && t.TryGetField("timekeeper.offs_boot", out var offsBoot) &&
             t.TryGetField("timekeeper.xtime_sec", out var xtimeSec))
         {
@@ -64,14 +64,14 @@ internal sealed class SystemWalker
     /// <summary>Reads the CPU count, masks, per-CPU offsets and the task current on each CPU.</summary>
     public CpuSummary Cpus()
     {
-        int nrCpuIds = _k.ReadI32(_k.RequireSymbol("nr_cpu_ids"), "nr_cpu_ids");
+        int nrCpuIds = _k.ReadI32(_k.RequireSymbol(KernelGlobals.NrCpuIds.Name), "nr_cpu_ids");
         if (nrCpuIds <= 0 || nrCpuIds > MaxCpus)
         {
             throw new CorruptImageException($"nr_cpu_ids is {nrCpuIds}, outside 1..{MaxCpus}");
         }
 
         var offsets = PerCpuOffsets(nrCpuIds);
-        byte[] online = _k.Symbol("__cpu_online_mask") is { } m ? _k.ReadBytes(m, (nrCpuIds + 63) / 64 * 8, "__cpu_online_mask") : [];
+        byte[] online = _k.Symbol(KernelGlobals.CpuOnlineMask.Name) is { } m ? _k.ReadBytes(m, (nrCpuIds + 63) / 64 * 8, "__cpu_online_mask") : [];
         var cpus = new List<CpuInfo>(nrCpuIds);
         ulong? current = CurrentTaskAddress(out long currentFieldOffset);
         var pid = _k.Types.Field("task_struct.pid");
@@ -104,7 +104,7 @@ internal sealed class SystemWalker
     /// <summary>Reads <c>__per_cpu_offset[0 .. count)</c>; a uniprocessor kernel without it has offset 0.</summary>
     public ulong[] PerCpuOffsets(int count)
     {
-        if (_k.Symbol("__per_cpu_offset") is not { } table)
+        if (_k.Symbol(KernelGlobals.PerCpuOffset.Name) is not { } table)
         {
             return new ulong[count];
         }
@@ -122,7 +122,7 @@ internal sealed class SystemWalker
     /// <summary>The address of a per-CPU variable for <paramref name="cpu"/>: its symbol plus the CPU's offset.</summary>
     public ulong PerCpuAddress(ulong symbolAddress, int cpu)
     {
-        int nrCpuIds = _k.ReadI32(_k.RequireSymbol("nr_cpu_ids"), "nr_cpu_ids");
+        int nrCpuIds = _k.ReadI32(_k.RequireSymbol(KernelGlobals.NrCpuIds.Name), "nr_cpu_ids");
         if (cpu < 0 || cpu >= nrCpuIds || nrCpuIds > MaxCpus)
         {
             throw new ArgumentOutOfRangeException(nameof(cpu), cpu, $"CPU {cpu} is not below nr_cpu_ids ({nrCpuIds})");
@@ -136,12 +136,12 @@ internal sealed class SystemWalker
     private ulong? CurrentTaskAddress(out long fieldOffset)
     {
         fieldOffset = 0;
-        if (_k.Symbol("pcpu_hot") is { } hot && _k.Types.TryGetField("pcpu_hot.current_task", out var f))
+        if (_k.Symbol(KernelGlobals.PcpuHot.Name) is { } hot && _k.Types.TryGetField("pcpu_hot.current_task", out var f))
         {
             fieldOffset = f.Offset;
             return hot;
         }
 
-        return _k.Symbol("current_task");
+        return _k.Symbol(KernelGlobals.CurrentTask.Name);
     }
 }

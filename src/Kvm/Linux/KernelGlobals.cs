@@ -1,0 +1,57 @@
+namespace Kvm.Linux;
+
+/// <summary>A kernel global variable the walkers read, with the C type its symbol has.</summary>
+/// <param name="Name">The symbol name, verbatim.</param>
+/// <param name="CType">The declaration's type as the kernel source writes it.</param>
+/// <param name="Since">Where the declaration lives and since when it has this type.</param>
+internal sealed record KernelGlobal(string Name, string CType, string Since);
+
+/// <summary>
+/// The global variables the kernel walkers read, in one place. Kernel BTF describes types and per-CPU variables but
+/// carries no global variables (formats.md §6.5), so their types are fixed here, for the x86-64 kernels read
+/// (64-bit long and pointers). Walkers name symbols only through this table; the kernel log reader
+/// (Printk/) is the exception by design: it takes <c>prb</c>, <c>log_buf</c> and their layouts from VMCOREINFO's own
+/// SYMBOL()/OFFSET()/SIZE() keys, so that it works without BTF.
+/// </summary>
+internal static class KernelGlobals
+{
+    /// <summary>The idle task of CPU 0, head of the task list.</summary>
+    public static readonly KernelGlobal InitTask = new("init_task", "struct task_struct", "init/init_task.c, all versions");
+
+    /// <summary>The load average, fixed point with FSHIFT 11.</summary>
+    public static readonly KernelGlobal Avenrun = new("avenrun", "unsigned long[3]", "kernel/sched/loadavg.c, all versions");
+
+    /// <summary>The number of threads.</summary>
+    public static readonly KernelGlobal NrThreads = new("nr_threads", "int", "kernel/fork.c, all versions");
+
+    /// <summary>The swap areas.</summary>
+    public static readonly KernelGlobal SwapInfo = new("swap_info", "struct swap_info_struct *[MAX_SWAPFILES]", "mm/swapfile.c, pointer array since 4.14");
+
+    /// <summary>How many <c>swap_info</c> slots have been used.</summary>
+    public static readonly KernelGlobal NrSwapfiles = new("nr_swapfiles", "unsigned int", "mm/swapfile.c, all versions");
+
+    /// <summary>The timekeeper and its sequence counter, an anonymous structure.</summary>
+    public static readonly KernelGlobal TkCore = new("tk_core", "struct { seqcount_raw_spinlock_t seq; struct timekeeper timekeeper; }", "kernel/time/timekeeping.c, 5.10+ (seqcount_t before)");
+
+    /// <summary>The number of possible CPU ids.</summary>
+    public static readonly KernelGlobal NrCpuIds = new("nr_cpu_ids", "unsigned int", "kernel/smp.c, all versions");
+
+    /// <summary>The online CPU mask.</summary>
+    public static readonly KernelGlobal CpuOnlineMask = new("__cpu_online_mask", "struct cpumask (unsigned long bits[])", "kernel/cpu.c, 4.5+");
+
+    /// <summary>Each CPU's offset to add to a per-CPU symbol.</summary>
+    public static readonly KernelGlobal PerCpuOffset = new("__per_cpu_offset", "unsigned long[NR_CPUS]", "arch/x86/kernel/setup_percpu.c, SMP kernels");
+
+    /// <summary>The per-CPU block of hot variables, with <c>current_task</c>.</summary>
+    public static readonly KernelGlobal PcpuHot = new("pcpu_hot", "struct pcpu_hot (per-CPU)", "arch/x86, 6.2+");
+
+    /// <summary>The per-CPU current task pointer before <c>pcpu_hot</c>.</summary>
+    public static readonly KernelGlobal CurrentTask = new("current_task", "struct task_struct * (per-CPU)", "arch/x86, up to 6.1");
+
+    /// <summary>The base of the <c>struct page</c> array.</summary>
+    public static readonly KernelGlobal VmemmapBase = new("vmemmap_base", "unsigned long", "arch/x86/mm/kaslr.c, 4.9+ (fixed 0xffffea0000000000 without memory KASLR)");
+
+    /// <summary>Every global above, for documentation and tests.</summary>
+    public static IReadOnlyList<KernelGlobal> All { get; } =
+        [InitTask, Avenrun, NrThreads, SwapInfo, NrSwapfiles, TkCore, NrCpuIds, CpuOnlineMask, PerCpuOffset, PcpuHot, CurrentTask, VmemmapBase];
+}
