@@ -15,6 +15,8 @@ public sealed partial class KernelImage
     private LinuxKernel? _linux;
     private ProcessWalker? _processes;
     private PathResolver? _paths;
+    private SwapWalker? _swapWalker;
+    private FileWalker? _fileWalker;
     private List<SwapImage>? _swapImages;
     private SwapDevices? _swapDevices;
 
@@ -120,14 +122,14 @@ public sealed partial class KernelImage
     public SwapSummary GetSwapInfo()
     {
         ThrowIfDisposed();
-        return new SwapWalker(Linux(), Paths()).Read();
+        return SwapAreas().Read();
     }
 
     /// <summary>Lists open files of one process, or of every process when <paramref name="pid"/> is null.</summary>
     public OpenFileList GetOpenFiles(int? pid = null)
     {
         ThrowIfDisposed();
-        var walker = new FileWalker(Linux(), Paths());
+        var walker = FileWalkerInstance();
         var errors = new List<string>();
         var files = new List<OpenFile>();
         var list = GetProcesses(pid is { } p ? ProcessQuery.ForPid(p) : ProcessQuery.Processes);
@@ -175,6 +177,22 @@ public sealed partial class KernelImage
         lock (_linuxLock)
         {
             return _processes ??= new ProcessWalker(Linux());
+        }
+    }
+
+    private SwapWalker SwapAreas()
+    {
+        lock (_linuxLock)
+        {
+            return _swapWalker ??= new SwapWalker(Linux(), Paths());
+        }
+    }
+
+    private FileWalker FileWalkerInstance()
+    {
+        lock (_linuxLock)
+        {
+            return _fileWalker ??= new FileWalker(Linux(), Paths());
         }
     }
 

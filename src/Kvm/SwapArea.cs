@@ -22,6 +22,25 @@ public sealed record SwapSummary(IReadOnlyList<SwapArea> Areas, int PageSize)
 
     /// <summary>Used pages over all areas.</summary>
     public long UsedPages => Areas.Sum(a => a.UsedPages);
+
+    /// <summary>
+    /// The rows <c>kvm_getswapinfo(kd, ary, maxswap, flags)</c> fills: the first <c>maxswap − 1</c> areas, then one
+    /// total row over every area (even those left out), with <see cref="SwapArea.Type"/> −1 and an empty name. The
+    /// index of the total row, libkvm's return value, is <c>Count − 1</c>. Null for <c>maxswap &lt;= 0</c>, where libkvm
+    /// returns −1 and writes nothing.
+    /// </summary>
+    /// <param name="maxSwap">The number of rows the caller's array holds.</param>
+    public IReadOnlyList<SwapArea>? ToKvmSwapRows(int maxSwap)
+    {
+        if (maxSwap <= 0)
+        {
+            return null;
+        }
+
+        var rows = Areas.Take(maxSwap - 1).ToList();
+        rows.Add(new SwapArea(-1, "", false, TotalPages, UsedPages, 0, Areas.Sum(a => a.MaxPages), 0, true));
+        return rows;
+    }
 }
 
 /// <summary>The type of an open file, from its inode's mode.</summary>

@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace Kvm.IntegrationTests;
 
 /// <summary>One process as the guest's /proc recorded it (truth.json "processes").</summary>
-public sealed record TruthProcess(int Pid, int Tgid, int Ppid, int Pgid, int Sid, uint[] Uids, uint[] Gids, string Comm, char State, bool KernelThread, byte[] Cmdline, byte[] Environ, int[] Threads, int Nice, int NumThreads, long TtyNr)
+public sealed record TruthProcess(int Pid, int Tgid, int Ppid, int Pgid, int Sid, uint[] Uids, uint[] Gids, string Comm, char State, bool KernelThread, byte[] Cmdline, byte[] Environ, int[] Threads, int Nice, int NumThreads, long TtyNr, long StartTicks, long RssPages, ulong VsizeBytes, int Priority)
 {
     public static IReadOnlyList<TruthProcess> All(LabVariant v) =>
         v.Truth.GetProperty("processes").EnumerateArray().Select(Parse).ToList();
@@ -45,7 +45,11 @@ public sealed record TruthProcess(int Pid, int Tgid, int Ppid, int Pgid, int Sid
         p.GetProperty("threads").EnumerateArray().Select(x => x.GetInt32()).ToArray(),
         p.GetProperty("nice").GetInt32(),
         p.GetProperty("numThreads").GetInt32(),
-        p.GetProperty("ttyNr").GetInt64());
+        p.GetProperty("ttyNr").GetInt64(),
+        p.GetProperty("startTime").GetInt64(),
+        p.GetProperty("rssPages").GetInt64(),
+        p.GetProperty("vsizeBytes").GetUInt64(),
+        p.GetProperty("priority").GetInt32());
 }
 
 /// <summary>A user page the guest pushed to swap (truth.json "swappedPages").</summary>

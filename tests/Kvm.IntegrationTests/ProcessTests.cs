@@ -54,6 +54,16 @@ public sealed class ProcessTests
             Assert.True(t.NumThreads == p.ThreadCount, $"{who}: threads {p.ThreadCount}, guest says {t.NumThreads}");
             Assert.True(t.TtyNr == p.TtyNumber, $"{who}: tty_nr {p.TtyNumber}, guest says {t.TtyNr}");
 
+            Assert.True(t.Priority == p.Priority, $"{who}: priority {p.Priority}, guest says {t.Priority}");
+
+            // /proc/PID/stat's starttime is in USER_HZ (100) ticks: nsec_to_clock_t(start_boottime).
+            Assert.True(t.StartTicks == (long)(p.StartTime.Ticks / (TimeSpan.TicksPerSecond / 100)), $"{who}: start {p.StartTime.TotalSeconds}s, guest says {t.StartTicks} ticks");
+            if (t.Pid != collector)
+            {
+                Assert.True(t.VsizeBytes == p.VirtualSize, $"{who}: vsize {p.VirtualSize}, guest says {t.VsizeBytes}");
+                Assert.True(t.RssPages == p.ResidentPages, $"{who}: rss {p.ResidentPages}, guest says {t.RssPages}");
+            }
+
             // A sleeping process stays asleep until the dump; the collector was running when it read /proc.
             if (t.State is 'S' or 'I' && t.Pid != collector)
             {
