@@ -84,6 +84,9 @@ public sealed class FakeKernelObjects
     /// <summary>Members (<c>struct.member</c>) left out of the BTF, to test a kernel that lacks them.</summary>
     public HashSet<string> OmitFromBtf { get; } = [];
 
+    /// <summary>Whether the image carries BTF between __start_BTF and __stop_BTF (a kernel built without CONFIG_DEBUG_INFO_BTF does not).</summary>
+    public bool BtfInImage { get; set; } = true;
+
     /// <summary>The runtime address of a global placed by this builder.</summary>
     public ulong Symbol(string name) => _globals[name];
 
@@ -507,7 +510,11 @@ public sealed class FakeKernelObjects
 
     public byte[] ToElf()
     {
-        PlaceBtf();
+        if (BtfInImage)
+        {
+            PlaceBtf();
+        }
+
         return Kernel.ToElf();
     }
 
