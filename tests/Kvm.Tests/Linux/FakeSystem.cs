@@ -41,9 +41,9 @@ public sealed class FakeSystem
     // 16 bytes to the page end; the next page is swapped out.
     public static readonly byte[] PythonEnvFirstPage = Encoding.ASCII.GetBytes("A=1\0LC_ALL=C.UTF");
 
-    public FakeSystem(Action<FakeKernelObjects>? beforeLinking = null)
+    public FakeSystem(Action<FakeKernelObjects>? beforeLinking = null, FakeLinuxKernel? kernel = null)
     {
-        var k = new FakeKernelObjects();
+        var k = new FakeKernelObjects(kernel);
         K = k;
         ulong root = k.NewCred(0, 0, 0, 0, 0, 0, 0, 0);
         ulong user = k.NewCred(1000, 1000, 1000, 1000, 100, 100, 100, 100);
