@@ -3,10 +3,14 @@ namespace Kvm.Testing.FakeKernel;
 /// <summary>Emits the BTF that describes <see cref="FakeKernelLayout"/>, optionally leaving members out.</summary>
 public static class FakeKernelBtf
 {
-    /// <summary>Builds the blob; <paramref name="omit"/> lists <c>struct.member</c> entries to leave out.</summary>
-    public static byte[] Build(IReadOnlyCollection<string>? omit = null)
+    /// <summary>
+    /// Builds the blob; <paramref name="omit"/> lists <c>struct.member</c> entries to leave out, and
+    /// <paramref name="sizes"/> overrides structure sizes (BTF that disagrees with the objects, as another kernel's would).
+    /// </summary>
+    public static byte[] Build(IReadOnlyCollection<string>? omit = null, IReadOnlyDictionary<string, int>? sizes = null)
     {
         omit ??= [];
+        sizes ??= new Dictionary<string, int>();
         var b = new BtfBuilder();
         var ids = new Dictionary<string, int>
         {
@@ -49,7 +53,8 @@ public static class FakeKernelBtf
                 .Select(m => (m.Name, Resolve(m.Type), (m.Offset * 8) + m.Bit, m.Bits))
                 .ToArray();
             string name = def.Name.StartsWith('@') ? string.Empty : def.Name;
-            ids[def.Name] = def.Union ? b.Union(name, def.Size, members) : b.Struct(name, def.Size, members);
+            int size = sizes.TryGetValue(def.Name, out int s) ? s : def.Size;
+            ids[def.Name] = def.Union ? b.Union(name, size, members) : b.Struct(name, size, members);
         }
 
         foreach (var (name, target) in FakeKernelLayout.Typedefs)

@@ -84,6 +84,9 @@ public sealed class FakeKernelObjects
     /// <summary>Members (<c>struct.member</c>) left out of the BTF, to test a kernel that lacks them.</summary>
     public HashSet<string> OmitFromBtf { get; } = [];
 
+    /// <summary>Structure sizes the BTF states instead of the layout's (the objects keep their real size).</summary>
+    public Dictionary<string, int> BtfSizeOverrides { get; } = [];
+
     /// <summary>Whether the image carries BTF between __start_BTF and __stop_BTF (a kernel built without CONFIG_DEBUG_INFO_BTF does not).</summary>
     public bool BtfInImage { get; set; } = true;
 
@@ -481,7 +484,7 @@ public sealed class FakeKernelObjects
     /// <summary>Writes the BTF into the image; call before <see cref="ToElf"/> (which does it too).</summary>
     public byte[] PlaceBtf()
     {
-        var blob = FakeKernelBtf.Build(OmitFromBtf);
+        var blob = FakeKernelBtf.Build(OmitFromBtf, BtfSizeOverrides);
         Write(Kernel.TextVa + BtfOffset, blob);
         _globals["__start_BTF"] = Kernel.TextVa + BtfOffset;
         _globals["__stop_BTF"] = Kernel.TextVa + BtfOffset + (ulong)blob.Length;
