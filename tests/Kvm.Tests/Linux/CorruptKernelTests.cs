@@ -130,4 +130,19 @@ public sealed class CorruptKernelTests
         Assert.Contains("no BTF", e.Message, StringComparison.Ordinal);
         Assert.Equal(1.5, fk.Image.GetLoadAverage().One);
     }
+
+    [Fact]
+    public void Btf_WhoseTaskStructEndsBeforeComm_ReportsEachTaskInsteadOfThrowing()
+    {
+        // BTF of another kernel: task_struct said to end in the middle of comm, its last member in the fake layout.
+        var sys = new FakeSystem();
+        sys.K.BtfSizeOverrides["task_struct"] = FakeKernelLayout.Offset("task_struct.comm") + 8;
+        using var fk = sys.Open();
+
+        var list = fk.Image.GetProcesses();
+
+        Assert.Empty(list.Processes);
+        Assert.Equal(8, list.Errors.Count);
+        Assert.All(list.Errors, e => Assert.Contains("task_struct.comm", e, StringComparison.Ordinal));
+    }
 }
