@@ -47,6 +47,7 @@ public static class FakeKernelLayout
         new Def("task_struct", 0x900, false,
         [
             new("__state", "uint", 0x10),
+            new("state", "long", 0x18),
             new("thread_info", "thread_info", 0x28),
             new("flags", "uint", 0x44),
             new("prio", "int", 0x7c),
@@ -108,6 +109,7 @@ public static class FakeKernelLayout
         S("seqcount_raw_spinlock", 4, ("seqcount", "seqcount", 0)),
         S("tk_read_base", 0x38, ("clock", "*", 0), ("mask", "u64", 8), ("cycle_last", "u64", 0x10), ("mult", "uint", 0x18), ("shift", "uint", 0x1c),
             ("xtime_nsec", "u64", 0x20), ("base", "long", 0x28), ("base_real", "u64", 0x30)),
+        S("pcpu_hot", 64, ("preempt_count", "int", 0x8), ("current_task", "*", 0x10), ("cpu_number", "int", 0x18)),
         S("timekeeper", 0x118, ("xtime_sec", "u64", 0x8), ("tkr_mono", "tk_read_base", 0x40), ("tkr_raw", "tk_read_base", 0x78), ("offs_boot", "long", 0xc0)),
 
         // printk: the lockless ring as PrintkRingBuilder writes it (the x86-64 6.1 layout; it is not ours to move).

@@ -447,6 +447,12 @@ public sealed class FakeKernelObjects
         return offsets;
     }
 
+    /// <summary>Lists a per-CPU symbol (an offset into each CPU's area) in the System.map.</summary>
+    public void AddPerCpuSymbol(string name, ulong offset) => _perCpu[name] = offset;
+
+    /// <summary>Writes <paramref name="value"/> at a per-CPU offset in CPU <paramref name="cpu"/>'s area.</summary>
+    public void WritePerCpu(int cpu, ulong offset, ulong value) => WriteU64(ReadU64(PerCpuOffset + (ulong)(cpu * 8)) + offset, value);
+
     /// <summary>tk_core: { seqcount_raw_spinlock_t seq; struct timekeeper timekeeper; }.</summary>
     public void SetClock(long monoBaseNs, long offsBootNs, long xtimeSec)
     {
@@ -568,6 +574,7 @@ public sealed class FakeKernelObjects
         Set(t, "task_struct.real_parent", realParent);
         Set(t, "task_struct.parent", realParent);
         Set(t, "task_struct.__state", state, 4);
+        Set(t, "task_struct.state", state);
         Set(t, "task_struct.exit_state", (uint)exitState, 4);
         Set(t, "task_struct.flags", flags, 4);
         Set(t, "task_struct.prio", (uint)prio, 4);
