@@ -98,6 +98,7 @@ public sealed class FakeSystem
         bashMm.SetEnv(BashEnvStart, BashEnvStart + 0x60);
 
         var pythonMm = k.NewMm(totalVm: 0x1000);
+        PythonMm = pythonMm;
         pythonMm.WriteUser(PythonArgStart, PythonArgs);
         pythonMm.SetArgs(PythonArgStart, PythonArgStart + (ulong)PythonArgs.Length);
         pythonMm.WriteUser(PythonEnvStart, PythonEnvFirstPage);
@@ -172,6 +173,8 @@ public sealed class FakeSystem
     public ulong Vim { get; }
 
     public ulong SwapFile { get; }
+
+    public FakeMm PythonMm { get; }
 
     public ulong[] PerCpuOffsets { get; }
 

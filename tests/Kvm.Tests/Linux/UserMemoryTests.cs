@@ -115,4 +115,22 @@ public sealed class UserMemoryTests : IClassFixture<FakeSystemFixture>
         Assert.NotNull(error);
         Assert.Equal("/sbin/", Encoding.ASCII.GetString(bytes, 0, 6));
     }
+
+    [Theory]
+    [InlineData(0, 1UL)]
+    [InlineData(2, 0x1234_5678UL)]
+    [InlineData(31, (1UL << 50) - 1)]
+    public void ReadUser_SwapEntry_TypeAndOffsetAreDecoded(int type, ulong offset)
+    {
+        var sys = new FakeSystem();
+        const ulong page = 0x7ffe_0010_0000;
+        sys.PythonMm.WriteUser(page - 8, "tail of "u8);
+        sys.PythonMm.SwapOut(page, type, offset);
+        using var fk = sys.Open();
+
+        var bytes = fk.Image.ReadUser(fk.Image.FindProcess(200)!, page - 8, 16, out string? error);
+
+        Assert.Equal("tail of "u8.ToArray(), bytes);
+        Assert.Equal($"page 0x{page:x} is swapped out: area {type}, offset {offset} (no swap image given)", error);
+    }
 }
