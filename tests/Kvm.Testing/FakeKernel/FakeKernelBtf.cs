@@ -7,8 +7,12 @@ public static class FakeKernelBtf
     /// Builds the blob; <paramref name="omit"/> lists <c>struct.member</c> entries to leave out, and
     /// <paramref name="sizes"/> overrides structure sizes (BTF that disagrees with the objects, as another kernel's would).
     /// </summary>
-    public static byte[] Build(IReadOnlyCollection<string>? omit = null, IReadOnlyDictionary<string, int>? sizes = null)
+    /// <param name="omit">Members (<c>struct.member</c>) or whole definitions (by name) to leave out.</param>
+    /// <param name="sizes">Structure sizes to state instead of the layout's.</param>
+    /// <param name="memberTypes">Member types (<c>struct.member</c> → type) to state instead of the layout's.</param>
+    public static byte[] Build(IReadOnlyCollection<string>? omit = null, IReadOnlyDictionary<string, int>? sizes = null, IReadOnlyDictionary<string, string>? memberTypes = null)
     {
+        memberTypes ??= new Dictionary<string, string>();
         omit ??= [];
         sizes ??= new Dictionary<string, int>();
         var b = new BtfBuilder();
@@ -46,11 +50,11 @@ public static class FakeKernelBtf
             throw new KeyNotFoundException($"fake BTF: type '{type}' is used before it is defined");
         }
 
-        foreach (var def in FakeKernelLayout.Defs)
+        foreach (var def in FakeKernelLayout.Defs.Where(d => !omit.Contains(d.Name)))
         {
             var members = def.Members
                 .Where(m => !omit.Contains($"{def.Name}.{m.Name}"))
-                .Select(m => (m.Name, Resolve(m.Type), (m.Offset * 8) + m.Bit, m.Bits))
+                .Select(m => (m.Name, Resolve(memberTypes.TryGetValue($"{def.Name}.{m.Name}", out string? t) ? t : m.Type), (m.Offset * 8) + m.Bit, m.Bits))
                 .ToArray();
             string name = def.Name.StartsWith('@') ? string.Empty : def.Name;
             int size = sizes.TryGetValue(def.Name, out int s) ? s : def.Size;

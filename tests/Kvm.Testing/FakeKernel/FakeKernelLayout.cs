@@ -85,6 +85,9 @@ public static class FakeKernelLayout
         S("tty_driver", 0x90, ("magic", "int", 0), ("name", "*", 0x18), ("minor_start", "int", 0x2c), ("major", "int", 0x34)),
         S("tty_struct", 0x2b0, ("magic", "int", 0), ("driver", "*", 0x18), ("index", "int", 0x30), ("name", "char[64]", 0x180)),
         S("mm_rss_stat", 32, ("count", "atomic_long_t[4]", 0)),
+
+        // Linux 6.2+ replaced mm_rss_stat with percpu_counter rss_stat[NR_MM_COUNTERS] (FakeKernelBtf can switch).
+        S("percpu_counter", 0x28, ("lock", "uint", 0), ("count", "long", 8), ("list", "list_head", 0x10), ("counters", "*", 0x20)),
         S("@mm_args", 48, ("start_stack", "ulong", 0), ("env_start", "ulong", 8), ("env_end", "ulong", 16), ("arg_start", "ulong", 24), ("arg_end", "ulong", 32), ("saved", "ulong", 40)),
         new Def("@mm_counters", 8, true, [new("total_vm", "ulong", 0), new("pinned", "u64", 0)]),
         S("@mm_body", 0x3c0, ("mmap_base", "ulong", 0x10), ("pgd", "*", 0x50), ("map_count", "int", 0x60), ("", "@mm_counters", 0xa8),

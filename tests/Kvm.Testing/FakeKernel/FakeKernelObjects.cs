@@ -81,7 +81,10 @@ public sealed class FakeKernelObjects
 
     public ulong PrintkRing { get; }
 
-    /// <summary>Members (<c>struct.member</c>) left out of the BTF, to test a kernel that lacks them.</summary>
+    /// <summary>Member types the BTF states instead of the layout's (<c>struct.member</c> → type).</summary>
+    public Dictionary<string, string> BtfMemberTypeOverrides { get; } = [];
+
+    /// <summary>Members (<c>struct.member</c>) or whole definitions left out of the BTF, to test a kernel that lacks them.</summary>
     public HashSet<string> OmitFromBtf { get; } = [];
 
     /// <summary>Structure sizes the BTF states instead of the layout's (the objects keep their real size).</summary>
@@ -490,7 +493,7 @@ public sealed class FakeKernelObjects
     /// <summary>Writes the BTF into the image; call before <see cref="ToElf"/> (which does it too).</summary>
     public byte[] PlaceBtf()
     {
-        var blob = FakeKernelBtf.Build(OmitFromBtf, BtfSizeOverrides);
+        var blob = FakeKernelBtf.Build(OmitFromBtf, BtfSizeOverrides, BtfMemberTypeOverrides);
         Write(Kernel.TextVa + BtfOffset, blob);
         _globals["__start_BTF"] = Kernel.TextVa + BtfOffset;
         _globals["__stop_BTF"] = Kernel.TextVa + BtfOffset + (ulong)blob.Length;

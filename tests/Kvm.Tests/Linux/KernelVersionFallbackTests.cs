@@ -57,4 +57,24 @@ public sealed class KernelVersionFallbackTests
         Assert.Equal([100, 400, (int?)null, 202], cpus.Cpus.Select(c => c.CurrentPid));
         Assert.Equal(["bash", "vim", null, "worker"], cpus.Cpus.Select(c => c.CurrentCommand));
     }
+
+    [Fact]
+    public void Rss_From62PercpuCounters_SumsTheirCounts()
+    {
+        // 6.2+: struct percpu_counter rss_stat[NR_MM_COUNTERS] and no struct mm_rss_stat.
+        var sys = new FakeSystem();
+        sys.K.OmitFromBtf.Add("mm_rss_stat");
+        sys.K.BtfMemberTypeOverrides["@mm_body.rss_stat"] = "percpu_counter[4]";
+        ulong mm = sys.K.ReadU64(sys.Systemd + FakeKernelObjects.Off("task_struct.mm"));
+        ulong rss = mm + FakeKernelObjects.Off("mm_struct.rss_stat");
+        long[] counts = [1000, 200, 77, 30]; // MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES
+        for (int i = 0; i < counts.Length; i++)
+        {
+            sys.K.WriteU64(rss + (ulong)(i * FakeKernelLayout.SizeOf("percpu_counter")) + FakeKernelObjects.Off("percpu_counter.count"), (ulong)counts[i]);
+        }
+
+        using var fk = sys.Open();
+
+        Assert.Equal(1000 + 200 + 30, fk.Image.FindProcess(1)!.ResidentPages);
+    }
 }
