@@ -285,6 +285,12 @@ internal sealed class ProcessWalker
         };
 
         int commLen = (int)Math.Min(_comm.Size > 0 ? _comm.Size : 16, 64);
+        if (_comm.Offset < 0 || _comm.Offset + commLen > task.Length)
+        {
+            // Type information from another kernel can place comm past the task_struct it sizes.
+            throw new CorruptImageException($"{_comm.Path}: offset {_comm.Offset} + {commLen} is outside the {task.Length}-byte structure read");
+        }
+
         var comm = task.AsSpan((int)_comm.Offset, commLen);
         int nul = comm.IndexOf((byte)0);
         d.Comm = comm[..(nul < 0 ? commLen : nul)].ToArray();
