@@ -103,6 +103,11 @@ internal sealed class PathResolver
             dentry = up;
         }
 
+        if (parts.Count >= MaxDepth)
+        {
+            throw new CorruptImageException($"the path through dentry 0x{dentry:x} is deeper than {MaxDepth} components: a looping d_parent chain");
+        }
+
         parts.Reverse();
         return "/" + string.Join('/', parts);
     }

@@ -20,6 +20,9 @@ internal sealed class ProcessWalker
     private const uint TaskReport = 0x7f;
     private const uint TaskUninterruptible = 0x2;
     private const uint TaskNoLoad = 0x400;
+
+    // 5.15+: a task blocked on an rtlock (PREEMPT_RT) sleeps in TASK_RTLOCK_WAIT and is reported as D.
+    private const uint TaskRtlockWait = 0x1000;
     private const string StateLetters = "RSDTtXZPI";
 
     private readonly LinuxKernel _k;
@@ -158,6 +161,7 @@ internal sealed class ProcessWalker
                 continue;
             }
 
+            errors.AddRange(lt.Problems.Select(p => $"pid {lt.Pid} (task 0x{leader:x}): {p}"));
             var threads = new List<TaskData> { lt };
             if (lt.Signal != 0 && leader != initTask)
             {
@@ -311,7 +315,7 @@ internal sealed class ProcessWalker
         d.State = StateLetter(state, exitState);
 
         ulong parent = LinuxKernel.FieldPointer(task, _realParent);
-        d.ParentTgid = parent == 0 || parent == address ? 0 : _k.ReadI32(parent + (ulong)_tgid.Offset, "real_parent->tgid");
+        Tolerate(d, () => d.ParentTgid = parent == 0 || parent == address ? 0 : _k.ReadI32(parent + (ulong)_tgid.Offset, "real_parent->tgid"));
 
         // The idle task's parent is itself; tasks whose parent is the idle task report ppid 0, as /proc does.
         if (parent == _k.Symbol(KernelGlobals.InitTask.Name))
@@ -333,8 +337,8 @@ internal sealed class ProcessWalker
             d.NrThreads = LinuxKernel.FieldI32(s, _nrThreads);
             d.SignalUtime = LinuxKernel.Field(s, _signalUtime, 8);
             d.SignalStime = LinuxKernel.Field(s, _signalStime, 8);
-            ReadIds(s, d);
-            ReadTty(LinuxKernel.FieldPointer(s, _tty), d);
+            Tolerate(d, () => ReadIds(s, d));
+            Tolerate(d, () => ReadTty(LinuxKernel.FieldPointer(s, _tty), d));
         }
 
         if (d.Mm != 0)
@@ -384,6 +388,22 @@ internal sealed class ProcessWalker
 
         ulong kthread = LinuxKernel.FieldPointer(task, wp);
         return kthread != 0 && _k.TryReadPointer(kthread + (ulong)fullName.Offset, out ulong name) && name != 0 ? _k.ReadCStringBytes(name, 64) : null;
+    }
+
+    /// <summary>
+    /// Reads a part of a task that hangs off a pointer of its own (parent, pids, tty): if that pointer is bad, the
+    /// task is still listed, with the field left empty and the problem reported.
+    /// </summary>
+    private static void Tolerate(TaskData d, Action read)
+    {
+        try
+        {
+            read();
+        }
+        catch (KvmException e)
+        {
+            d.Problems.Add(e.Message);
+        }
     }
 
     private void ReadIds(byte[] signal, TaskData d)
@@ -459,6 +479,11 @@ internal sealed class ProcessWalker
 
     private static char StateLetter(uint state, uint exitState)
     {
+        if (state == TaskRtlockWait && exitState == 0)
+        {
+            return 'D';
+        }
+
         if ((state & (TaskUninterruptible | TaskNoLoad)) == (TaskUninterruptible | TaskNoLoad) && ((state | exitState) & TaskReport) == TaskUninterruptible)
         {
             return 'I';
@@ -481,6 +506,7 @@ internal sealed class ProcessWalker
         public uint[] Gids = new uint[4];
         public byte[] Comm = [];
         public string WorkerSuffix = "";
+        public List<string> Problems = [];
         public byte[]? FullName;
         public char State;
         public ulong Flags;

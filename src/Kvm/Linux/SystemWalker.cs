@@ -74,20 +74,21 @@ internal sealed class SystemWalker
         byte[] online = _k.Symbol(KernelGlobals.CpuOnlineMask.Name) is { } m ? _k.ReadBytes(m, (nrCpuIds + 63) / 64 * 8, "__cpu_online_mask") : [];
         var cpus = new List<CpuInfo>(nrCpuIds);
         ulong? current = CurrentTaskAddress(out long currentFieldOffset);
-        var pid = _k.Types.Field("task_struct.pid");
-        var comm = _k.Types.Field("task_struct.comm");
+        // The current task's name is a bonus: without task_struct in the types, CPUs are still listed.
+        var pid = _k.Types.OptionalField("task_struct.pid");
+        var comm = _k.Types.OptionalField("task_struct.comm");
         for (int cpu = 0; cpu < nrCpuIds; cpu++)
         {
             bool isOnline = online.Length == 0 ? cpu == 0 : (online[cpu >> 3] & (1 << (cpu & 7))) != 0;
             ulong task = 0;
             int? taskPid = null;
             string? taskComm = null;
-            if (current is { } cur && isOnline && _k.TryReadPointer(cur + offsets[cpu] + (ulong)currentFieldOffset, out task) && task != 0)
+            if (current is { } cur && isOnline && _k.TryReadPointer(cur + offsets[cpu] + (ulong)currentFieldOffset, out task) && task != 0 && pid is { } pidField && comm is { } commField)
             {
                 try
                 {
-                    taskPid = _k.ReadI32(task + (ulong)pid.Offset, "current task pid");
-                    taskComm = _k.ReadCString(task + (ulong)comm.Offset, 16);
+                    taskPid = _k.ReadI32(task + (ulong)pidField.Offset, "current task pid");
+                    taskComm = _k.ReadCString(task + (ulong)commField.Offset, 16);
                 }
                 catch (KvmException)
                 {

@@ -146,3 +146,25 @@ public sealed class CorruptKernelTests
         Assert.All(list.Errors, e => Assert.Contains("task_struct.comm", e, StringComparison.Ordinal));
     }
 }
+
+/// <summary>A bad pointer hanging off one task costs that field, not the task.</summary>
+public sealed class PartialTaskTests
+{
+    private const ulong Unmapped = 0xffffc90000002000;
+
+    [Fact]
+    public void UnreadableParent_KeepsTheTaskWithPpidZeroAndReportsIt()
+    {
+        var sys = new FakeSystem();
+        sys.K.WriteU64(sys.Vim + FakeKernelObjects.Off("task_struct.real_parent"), Unmapped);
+        using var fk = sys.Open();
+
+        var list = fk.Image.GetProcesses();
+
+        var vim = Assert.Single(list.Processes, p => p.Pid == 400);
+        Assert.Equal(0, vim.ParentPid);
+        Assert.Equal(400, vim.ProcessGroupId);
+        var error = Assert.Single(list.Errors);
+        Assert.StartsWith($"pid 400 (task 0x{sys.Vim:x}): cannot read real_parent->tgid", error, StringComparison.Ordinal);
+    }
+}
