@@ -19,4 +19,16 @@ internal static class JsonOutput
     }
 
     public static string Hex(ulong value) => $"0x{value:x}";
+
+    /// <summary>Writes a property holding an array of strings (the <c>errors</c> and <c>warnings</c> lists).</summary>
+    public static void WriteStrings(Utf8JsonWriter writer, string name, IEnumerable<string> values)
+    {
+        writer.WriteStartArray(name);
+        foreach (var v in values)
+        {
+            writer.WriteStringValue(v);
+        }
+
+        writer.WriteEndArray();
+    }
 }

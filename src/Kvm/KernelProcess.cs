@@ -39,11 +39,15 @@ public sealed record KernelProcess
     /// <summary>The effective group id.</summary>
     public uint EffectiveGid => Gids[1];
 
-    /// <summary>The command name (<c>comm</c>, at most 15 bytes), as raw bytes.</summary>
+    /// <summary>
+    /// The name as raw bytes, exactly as <c>/proc/PID/stat</c> prints it: the task's <c>comm</c> (at most 15 bytes), or a
+    /// kernel thread's full name, plus a workqueue worker's suffix (see <see cref="Command"/>).
+    /// </summary>
     public required byte[] CommandBytes { get; init; }
 
     /// <summary>
-    /// The name as <c>/proc/PID/stat</c> and <c>ps</c> show it: <see cref="CommandBytes"/> decoded as UTF-8, plus, for a
+    /// The name as <c>/proc/PID/stat</c> and <c>ps</c> show it, decoded as UTF-8 (<see cref="CommandBytes"/> holds the exact
+    /// bytes): the task's <c>comm</c>, plus, for a
     /// workqueue worker, its workqueue (<c>kworker/0:1-events</c>), as the kernel's <c>wq_worker_comm()</c> adds it, and
     /// for another kernel thread its full name when longer than <c>comm</c> (6.1+ <c>kthread.full_name</c>).
     /// </summary>

@@ -42,7 +42,7 @@ public sealed class ProcessTests
             // guest's snapshot and the dump; the worker's own name may not.
             if ((p.Flags & 0x20) != 0 && t.Comm != p.Command)
             {
-                Assert.Equal(System.Text.Encoding.UTF8.GetString(p.CommandBytes), t.Comm.Split('-', '+')[0]);
+                Assert.Equal(p.Command.Split('-', '+')[0], t.Comm.Split('-', '+')[0]);
             }
             else
             {

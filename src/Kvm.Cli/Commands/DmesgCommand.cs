@@ -50,13 +50,7 @@ internal static class DmesgCommand
                 }
 
                 w.WriteEndArray();
-                w.WriteStartArray("warnings");
-                foreach (var warning in log.Warnings)
-                {
-                    w.WriteStringValue(warning);
-                }
-
-                w.WriteEndArray();
+                JsonOutput.WriteStrings(w, "warnings", log.Warnings);
                 w.WriteEndObject();
             });
             return 0;

@@ -55,13 +55,7 @@ internal static class FstatCommand
                 }
 
                 w.WriteEndArray();
-                w.WriteStartArray("errors");
-                foreach (var e in list.Errors)
-                {
-                    w.WriteStringValue(e);
-                }
-
-                w.WriteEndArray();
+                JsonOutput.WriteStrings(w, "errors", list.Errors);
                 w.WriteEndObject();
             });
             return 0;

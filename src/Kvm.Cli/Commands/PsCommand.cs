@@ -141,13 +141,7 @@ internal static class PsCommand
                 }
 
                 w.WriteEndArray();
-                w.WriteStartArray("errors");
-                foreach (var e in list.Errors)
-                {
-                    w.WriteStringValue(e);
-                }
-
-                w.WriteEndArray();
+                JsonOutput.WriteStrings(w, "errors", list.Errors);
                 w.WriteEndObject();
             });
         }

@@ -243,7 +243,7 @@ internal sealed class ProcessWalker
             SessionId = t.Sid,
             Uids = t.Uids,
             Gids = t.Gids,
-            CommandBytes = t.Comm,
+            CommandBytes = [.. t.FullName ?? t.Comm, .. Encoding.UTF8.GetBytes(t.WorkerSuffix)],
             Command = Encoding.UTF8.GetString(t.FullName ?? t.Comm) + t.WorkerSuffix,
             State = t.State,
             IsKernelThread = (t.Flags & PfKthread) != 0,
