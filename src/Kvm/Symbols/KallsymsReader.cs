@@ -211,8 +211,8 @@ internal static class KallsymsReader
         var window = new ReadWindow(read, address, limits.MaxKallsymsNamesBytes, "kallsyms_names", Math.Min(limits.MaxKallsymsNamesBytes, (long)count * 16));
         var names = new string[count];
         var types = new char[count];
-        var scratch = new byte[1024];
-        byte[] tokenBytes = tokens.Bytes;
+        var scratch = new char[1024];
+        char[] tokenChars = tokens.Chars;
         int[] tokenStart = tokens.Start;
         int[] tokenLength = tokens.Length;
         int pos = 0;
@@ -244,21 +244,21 @@ internal static class KallsymsReader
                     Array.Resize(ref scratch, Math.Max(scratch.Length * 2, produced + n));
                 }
 
-                Buffer.BlockCopy(tokenBytes, tokenStart[token], scratch, produced, n);
+                tokenChars.AsSpan(tokenStart[token], n).CopyTo(scratch.AsSpan(produced));
                 produced += n;
             }
 
             pos += length;
 
             // The first decoded character is the nm type letter (scripts/kallsyms.c stores "<type><name>").
-            if (produced < 2 || !char.IsAsciiLetter((char)scratch[0]))
+            if (produced < 2 || !char.IsAsciiLetter(scratch[0]))
             {
-                string shown = Encoding.ASCII.GetString(scratch, 0, Math.Min(produced, 32));
+                string shown = new(scratch, 0, Math.Min(produced, 32));
                 throw new CorruptImageException($"kallsyms_names at 0x{address:x}: symbol {i} at 0x{unchecked(address + (ulong)entry):x} decodes to \"{shown}\", not a type letter and a name");
             }
 
-            types[i] = (char)scratch[0];
-            names[i] = Encoding.UTF8.GetString(scratch, 1, produced - 1);
+            types[i] = scratch[0];
+            names[i] = new string(scratch, 1, produced - 1);
         }
 
         return (names, types);
@@ -325,14 +325,15 @@ internal static class KallsymsReader
     /// </summary>
     private sealed class TokenTable
     {
-        private TokenTable(byte[] bytes, int[] start, int[] length)
+        private TokenTable(char[] chars, int[] start, int[] length)
         {
-            Bytes = bytes;
+            Chars = chars;
             Start = start;
             Length = length;
         }
 
-        public byte[] Bytes { get; }
+        /// <summary>The table as characters: one per byte (Latin-1), since symbol names are ASCII and this keeps decoding a plain copy.</summary>
+        public char[] Chars { get; }
 
         public int[] Start { get; }
 
@@ -372,7 +373,9 @@ internal static class KallsymsReader
                 length[i] = nul;
             }
 
-            return new TokenTable(bytes, start, length);
+            var chars = new char[got];
+            Encoding.Latin1.GetChars(bytes.AsSpan(0, got), chars);
+            return new TokenTable(chars, start, length);
         }
     }
 
