@@ -36,13 +36,17 @@ public static class DumpLab
         }
 
         using var doc = JsonDocument.Parse(File.ReadAllText(index));
-        var list = new List<LabVariant>();
-        foreach (var v in doc.RootElement.GetProperty("variants").EnumerateArray())
+        var dirs = doc.RootElement.GetProperty("variants").EnumerateArray().Select(v => Path.GetFullPath(v.GetString()!)).ToList();
+
+        // index.json lists the variants of the last run only (demo.sh makes just "default"); every other variant of
+        // the same lab version under root is complete too, since the lab moves a variant into place only when done.
+        string root = doc.RootElement.GetProperty("root").GetString()!;
+        if (Directory.Exists(root))
         {
-            list.Add(LabVariant.Load(v.GetString()!));
+            dirs.AddRange(Directory.EnumerateDirectories(root).Select(Path.GetFullPath).Where(d => File.Exists(Path.Combine(d, "manifest.json")) && !dirs.Contains(d)).Order(StringComparer.Ordinal));
         }
 
-        return list;
+        return dirs.Select(LabVariant.Load).ToList();
     }
 }
 

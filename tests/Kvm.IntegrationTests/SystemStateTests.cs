@@ -131,3 +131,45 @@ public sealed class SystemStateTests
         return qemu.TryGetProperty("smp", out var smp) ? smp.GetInt32() : int.Parse(File.ReadAllText(path).Contains("\"smp\"", StringComparison.Ordinal) ? "0" : "2", CultureInfo.InvariantCulture);
     }
 }
+
+/// <summary>The BTF read from the dump's memory against the layouts the kernel's own compiler wrote into VMCOREINFO.</summary>
+public sealed class DumpTypeTests
+{
+    [LabTheory]
+    [MemberData(nameof(ProcessTests.DumpsBothWays), MemberType = typeof(ProcessTests))]
+    public void BtfFromMemory_AgreesWithEveryVmcoreInfoOffsetAndSize(string variant, string name, bool systemMap)
+    {
+        using var image = LabImages.Open(variant, name, systemMap);
+        var types = image.Types;
+        Assert.True(types is not null, image.TypeInformationError);
+        Assert.StartsWith("kernel memory ", types!.Source, StringComparison.Ordinal);
+        if (!systemMap)
+        {
+            Assert.Contains(image.Namelists, n => n.Kind == NamelistKind.KernelMemory && n.SymbolCount > 50_000);
+        }
+
+        if (image.VmcoreInfo is null)
+        {
+            // Only a dump without the VMCOREINFO note, opened with a System.map (the layout then needs no scan).
+            Assert.False(DumpLab.Variant(variant).HasVmcoreInfo && systemMap, "no VMCOREINFO");
+            return;
+        }
+
+        int compared = 0;
+        foreach (var (key, value) in image.VmcoreInfo.Values)
+        {
+            if (key.StartsWith("OFFSET(", StringComparison.Ordinal) && types.TryGetMember(key[7..^1], out var member))
+            {
+                Assert.True(long.Parse(value, System.Globalization.CultureInfo.InvariantCulture) == member.Offset, $"{key}={value}, BTF says {member.Offset}");
+                compared++;
+            }
+            else if (key.StartsWith("SIZE(", StringComparison.Ordinal) && types.TryGetSize(key[5..^1], out long size))
+            {
+                Assert.True(long.Parse(value, System.Globalization.CultureInfo.InvariantCulture) == size, $"{key}={value}, BTF says {size}");
+                compared++;
+            }
+        }
+
+        Assert.True(compared >= 40, $"only {compared} VMCOREINFO layouts had a BTF counterpart");
+    }
+}

@@ -85,6 +85,20 @@ internal static class InfoCommand
                 }
 
                 w.WriteEndArray();
+                if (image.Types is { } types)
+                {
+                    w.WriteStartObject("types");
+                    w.WriteString("source", types.Source);
+                    w.WriteNumber("count", types.Count);
+                    w.WriteEndObject();
+                }
+                else
+                {
+                    w.WriteNull("types");
+                }
+
+                w.WriteString("typesError", image.TypeInformationError);
+                w.WriteString("kallsymsError", image.KallsymsError);
                 w.WriteEndObject();
             });
             return 0;
@@ -115,6 +129,13 @@ internal static class InfoCommand
         {
             o.WriteLine($"namelist        {n.Source} ({n.Kind}, {n.SymbolCount} symbols, displacement {AddressExpression.SignedHex(n.Displacement)})");
         }
+
+        if (image.KallsymsError is { } kallsymsError)
+        {
+            o.WriteLine($"kallsyms        not read: {kallsymsError}");
+        }
+
+        o.WriteLine(image.Types is { } t ? $"types           BTF, {t.Count} types, from {t.Source}" : $"types           none: {image.TypeInformationError}");
 
         return 0;
     }
