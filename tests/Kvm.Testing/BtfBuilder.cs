@@ -110,7 +110,8 @@ public sealed class BtfBuilder
 
     public int Enum64(string name, int size, bool signed, params (string Name, ulong Value)[] values)
     {
-        var words = values.SelectMany(v => new[] { Str(v.Name), (uint)v.Value, (uint)(v.Value >> 32) }).ToArray();
+        // BTF stores a 64-bit enumerator as lo32 then hi32; the first cast keeps only the low word on purpose.
+        var words = values.SelectMany(v => new[] { Str(v.Name), unchecked((uint)v.Value), (uint)(v.Value >> 32) }).ToArray();
         return AddRaw(Str(name), Info(KindEnum64, values.Length, signed), (uint)size, words);
     }
 

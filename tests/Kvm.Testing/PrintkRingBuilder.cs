@@ -65,8 +65,10 @@ public sealed class PrintkRingBuilder
     private ulong _nextSeq;
     private ulong _headLpos;
 
-    public PrintkRingBuilder(int countBits = 4, int sizeBits = 9, ulong firstId = 0)
+    /// <param name="firstLpos">The first data position; the kernel starts at BLK0_LPOS = -(1 &lt;&lt; sizeBits).</param>
+    public PrintkRingBuilder(int countBits = 4, int sizeBits = 9, ulong firstId = 0, ulong firstLpos = 0)
     {
+        _headLpos = firstLpos;
         CountBits = countBits;
         SizeBits = sizeBits;
         Descs = new byte[DescSize << countBits];
@@ -160,14 +162,16 @@ public sealed class PrintkRingBuilder
             ulong size = (ulong)((bytes.Length + 7) & ~7) + 8;
             ulong ringSize = 1UL << SizeBits;
             begin = _headLpos;
-            next = begin + size;
+
+            // Data positions wrap modulo 2^64 like the kernel's unsigned long lpos.
+            next = unchecked(begin + size);
             if (begin >> SizeBits != next >> SizeBits)
             {
                 next = ((next >> SizeBits) << SizeBits) + size;
             }
 
             // data_push_tail(): older blocks that the new one would overwrite are made reusable.
-            while (_live.Any(r => r.Begin != 0x3) && next - _live.First(r => r.Begin != 0x3).Begin > ringSize)
+            while (_live.Any(r => r.Begin != 0x3) && unchecked(next - _live.First(r => r.Begin != 0x3).Begin) > ringSize)
             {
                 PopTail(id);
             }

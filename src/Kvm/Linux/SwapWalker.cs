@@ -70,7 +70,8 @@ internal sealed class SwapWalker
 
             long pages = _k.ReadI32(si + (ulong)_pages.Offset, "swap_info_struct.pages");
             long inuse = ReadInuse(si);
-            int prio = (short)_k.ReadU32(si + (ulong)_prio.Offset, "swap_info_struct.prio");
+            // prio is a signed short (swapon's default priorities are negative); keep the low 16 bits of the word read.
+            int prio = unchecked((short)_k.ReadU32(si + (ulong)_prio.Offset, "swap_info_struct.prio"));
             long max = _k.ReadU32(si + (ulong)_max.Offset, "swap_info_struct.max");
             ulong file = _k.ReadPointer(si + (ulong)_swapFile.Offset, "swap_info_struct.swap_file");
             string name = "";

@@ -93,7 +93,8 @@ internal sealed class KernelMemory
         ulong page = virtualAddress & PageMask;
 
         // The TLB is keyed by page; user walks are keyed with their root folded in so address spaces never collide.
-        ulong key = root is null ? page : page ^ (rootPa * 0x9E3779B97F4A7C15UL) | 1;
+        // The multiplicative hash wraps modulo 2^64 by design, so it must not trap in checked (Debug) builds.
+        ulong key = root is null ? page : page ^ unchecked(rootPa * 0x9E3779B97F4A7C15UL) | 1;
         if (_tlb.TryGet(key, out ulong paPage))
         {
             physicalAddress = paPage | (virtualAddress & 0xfff);

@@ -219,7 +219,8 @@ public sealed partial class TypeCatalog
             BtfKind.Variable => new BtfType(id, kind, name, kindFlag) { ReferencedTypeId = (int)sizeOrType, Linkage = (int)U32(p) },
             BtfKind.DataSection => new BtfType(id, kind, name, kindFlag) { Size = sizeOrType, Variables = DecodeDataSection(p, vlen) },
             BtfKind.Float => new BtfType(id, kind, name, kindFlag) { Size = sizeOrType },
-            BtfKind.DeclTag => new BtfType(id, kind, name, kindFlag) { ReferencedTypeId = (int)sizeOrType, ComponentIndex = (int)U32(p) },
+            // component_idx is a __s32 read as a word; -1 (0xffffffff, a tag on the type itself) must reinterpret, not trap.
+            BtfKind.DeclTag => new BtfType(id, kind, name, kindFlag) { ReferencedTypeId = (int)sizeOrType, ComponentIndex = unchecked((int)U32(p)) },
             BtfKind.Forward => new BtfType(id, kind, name, kindFlag),
             _ => new BtfType(id, kind, name, kindFlag) { ReferencedTypeId = (int)sizeOrType },
         };

@@ -176,7 +176,8 @@ public sealed partial class TypeCatalog
     /// <summary>Returns the type with the given id, or false when the id is not in the catalog.</summary>
     public bool TryGetType(int id, out BtfType type)
     {
-        if ((uint)id > (uint)Count)
+        // Reinterpreting a negative id as a large unsigned one folds both range checks into one compare.
+        if (unchecked((uint)id) > (uint)Count)
         {
             type = s_void;
             return false;

@@ -115,8 +115,9 @@ public static class Lzo1xTestEncoder
             EmitExtension(output, value - 31);
         }
 
+        // The 14-bit distance field is split little-endian over two bytes; the first cast keeps only the low byte on purpose.
         int d = (distance - 1) << 2;
-        output.Add((byte)d);
+        output.Add(unchecked((byte)d));
         output.Add((byte)(d >> 8));
         return output.Count - 2;
     }

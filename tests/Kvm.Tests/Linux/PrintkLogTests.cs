@@ -66,6 +66,25 @@ public sealed class PrintkLogTests
     }
 
     [Fact]
+    public void Lockless_BlockCrossingTheRingEndOnTheFirstLap_IsReadFromTheRingStart()
+    {
+        // The kernel starts data positions at BLK0_LPOS = -256, so the crossing block begins at 2^64 - 40 and its
+        // lpos wraps through zero; the layout in the ring is the same as when positions start at 0.
+        var b = new PrintkRingBuilder(countBits: 4, sizeBits: 8, firstLpos: unchecked(0UL - 256));
+        string[] texts = [.. Enumerable.Range(0, 4).Select(i => new string((char)('a' + i), 60))];
+        foreach (var t in texts)
+        {
+            b.Add(t);
+        }
+
+        var log = ReadLockless(b);
+
+        Assert.Empty(log.Warnings);
+        Assert.Equal(texts[1..], log.Records.Select(r => r.Text));
+        Assert.Equal(texts[3], Encoding.ASCII.GetString(b.Data, 8, 60));
+    }
+
+    [Fact]
     public void Lockless_DataLessRecord_IsAnEmptyLine()
     {
         var b = new PrintkRingBuilder();

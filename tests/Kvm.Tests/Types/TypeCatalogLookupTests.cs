@@ -216,6 +216,7 @@ public sealed class TypeCatalogLookupTests
         Assert.False(c.TryGetType(c.Count + 1, out _));
         Assert.False(c.TryGetType(-1, out _));
         Assert.Equal(KvmErrorCode.KernelType, Assert.Throws<KvmException>(() => c.GetType(c.Count + 1)).Code);
+        Assert.Equal(KvmErrorCode.KernelType, Assert.Throws<KvmException>(() => c.GetType(-1)).Code);
         Assert.Equal(BtfKind.Void, c.GetType(0).Kind);
     }
 

@@ -161,7 +161,8 @@ internal sealed class LocklessRing
         ulong idMask = word == 8 ? ~(3UL << flagsShift) : ~(3UL << flagsShift) & 0xffff_ffff;
         headId &= idMask;
         tailId &= idMask;
-        ulong distance = (headId - tailId) & idMask;
+        // Ids wrap at DESC_ID_MASK, so head_id may be numerically below tail_id; the masked difference is the distance.
+        ulong distance = unchecked(headId - tailId) & idMask;
         if (distance >= (ulong)count)
         {
             warnings.Add($"{name}: head_id 0x{headId:x} is {distance} descriptors past tail_id 0x{tailId:x} but the ring holds {count}; read the {count} descriptors from tail_id only");
@@ -289,7 +290,8 @@ internal sealed class LocklessRing
             offset = begin & (size - 1);
             length = next - begin;
         }
-        else if ((begin + size) >> (int)sizeBits == next >> (int)sizeBits)
+        // Data positions start at BLK0_LPOS = -size and wrap modulo 2^64, so begin + size wraps on the first lap.
+        else if (unchecked(begin + size) >> (int)sizeBits == next >> (int)sizeBits)
         {
             offset = 0;
             length = next & (size - 1);
