@@ -15,14 +15,14 @@ internal sealed class KernelMemory
     private const ulong PageMask = ~0xfffUL;
     private readonly DumpImage _image;
     private readonly X64PageTable? _pageTable;
-    private readonly LruCache<ulong, ulong> _tlb;
+    private readonly LruCache<(ulong Root, ulong Page), ulong> _tlb;
 
     public KernelMemory(DumpImage image, KernelLayout? layout, CacheOptions cache, bool live)
     {
         _image = image;
         Layout = layout;
         int tables = live ? 0 : cache.PageTablePages;
-        _tlb = new LruCache<ulong, ulong>("tlb", live ? 0 : cache.Translations);
+        _tlb = new LruCache<(ulong Root, ulong Page), ulong>("tlb", live ? 0 : cache.Translations);
         if (layout is not null && layout.PagingMode != PagingMode.Unknown)
         {
             _pageTable = new X64PageTable(new ImagePhysicalSource(image), layout.PagingLevels, layout.SmeMask, tables);
@@ -92,9 +92,8 @@ internal sealed class KernelMemory
         ulong rootPa = root ?? Layout.PageTableRoot;
         ulong page = virtualAddress & PageMask;
 
-        // The TLB is keyed by page; user walks are keyed with their root folded in so address spaces never collide.
-        // The multiplicative hash wraps modulo 2^64 by design, so it must not trap in checked (Debug) builds.
-        ulong key = root is null ? page : page ^ unchecked(rootPa * 0x9E3779B97F4A7C15UL) | 1;
+        // The TLB is keyed by (root, page), so the kernel's and every process's address spaces never collide.
+        var key = (rootPa, page);
         if (_tlb.TryGet(key, out ulong paPage))
         {
             physicalAddress = paPage | (virtualAddress & 0xfff);
