@@ -16,6 +16,7 @@ public sealed partial class KernelImage
     private ProcessWalker? _processes;
     private PathResolver? _paths;
     private SwapWalker? _swapWalker;
+    private SystemWalker? _systemWalker;
     private FileWalker? _fileWalker;
     private List<SwapImage>? _swapImages;
     private SwapDevices? _swapDevices;
@@ -92,21 +93,21 @@ public sealed partial class KernelImage
     public LoadAverage GetLoadAverage()
     {
         ThrowIfDisposed();
-        return new SystemWalker(Linux()).LoadAverage();
+        return SystemState().LoadAverage();
     }
 
     /// <summary>Reads the kernel's clocks: uptime, wall time and boot time.</summary>
     public KernelClock GetClock()
     {
         ThrowIfDisposed();
-        return new SystemWalker(Linux()).Clock();
+        return SystemState().Clock();
     }
 
     /// <summary>Reads the CPUs: count, online mask, per-CPU offsets and the task current on each.</summary>
     public CpuSummary GetCpus()
     {
         ThrowIfDisposed();
-        return new SystemWalker(Linux()).Cpus();
+        return SystemState().Cpus();
     }
 
     /// <summary>The address of per-CPU variable <paramref name="symbol"/> for <paramref name="cpu"/>.</summary>
@@ -115,7 +116,7 @@ public sealed partial class KernelImage
     {
         ArgumentNullException.ThrowIfNull(symbol);
         ThrowIfDisposed();
-        return new SystemWalker(Linux()).PerCpuAddress(GetSymbol(symbol).Address, cpu);
+        return SystemState().PerCpuAddress(GetSymbol(symbol).Address, cpu);
     }
 
     /// <summary>Reads the swap areas (<c>kvm_getswapinfo</c>, <c>/proc/swaps</c>).</summary>
@@ -161,7 +162,7 @@ public sealed partial class KernelImage
     public KernelLogContents ReadKernelLog()
     {
         ThrowIfDisposed();
-        var types = new KernelTypes(Types, VmcoreInfo);
+        var types = Linux().Types;
         var log = PrintkLog.Read(
             (a, b) => _memory.ReadVirtual(a, b, out _),
             name => TryGetSymbol(name, out var s) ? s.Address : null,
@@ -177,6 +178,14 @@ public sealed partial class KernelImage
         lock (_linuxLock)
         {
             return _processes ??= new ProcessWalker(Linux());
+        }
+    }
+
+    private SystemWalker SystemState()
+    {
+        lock (_linuxLock)
+        {
+            return _systemWalker ??= new SystemWalker(Linux());
         }
     }
 

@@ -41,6 +41,8 @@ internal sealed class ProcessWalker
     private readonly bool _rssIsPerCpuCounter;
     private readonly FieldLayout? _percpuCount, _percpuCounters;
     private readonly long _pidTypePgid, _pidTypeSid;
+    private readonly long[] _rssCounters;
+    private readonly ulong? _initTask;
     private readonly long _mmSize, _signalSize, _credSize;
     private readonly FieldLayout? _workerPrivate, _kthreadData, _kthreadFullName, _workerDesc, _workerCurrentWork, _workerPool;
 
@@ -101,6 +103,11 @@ internal sealed class ProcessWalker
         _upidNr = t.OptionalField("upid.nr");
         _pidTypePgid = t.EnumValue("PIDTYPE_PGID", 2);
         _pidTypeSid = t.EnumValue("PIDTYPE_SID", 3);
+        _initTask = kernel.Symbol(KernelGlobals.InitTask.Name);
+
+        // enum mm_counter_type: MM_FILEPAGES 0, MM_ANONPAGES 1, MM_SWAPENTS 2, MM_SHMEMPAGES 3 (4.5+); RSS = file +
+        // anon + shmem as get_mm_rss() sums them.
+        _rssCounters = [t.EnumValue("MM_FILEPAGES", 0), t.EnumValue("MM_ANONPAGES", 1), t.EnumValue("MM_SHMEMPAGES", 3)];
 
         _ttyName = t.OptionalField("tty_struct.name");
         _ttyIndex = t.OptionalField("tty_struct.index");
@@ -318,7 +325,7 @@ internal sealed class ProcessWalker
         Tolerate(d, () => d.ParentTgid = parent == 0 || parent == address ? 0 : _k.ReadI32(parent + (ulong)_tgid.Offset, "real_parent->tgid"));
 
         // The idle task's parent is itself; tasks whose parent is the idle task report ppid 0, as /proc does.
-        if (parent == _k.Symbol(KernelGlobals.InitTask.Name))
+        if (parent == _initTask)
         {
             d.ParentTgid = 0;
         }
@@ -453,10 +460,8 @@ internal sealed class ProcessWalker
             return 0;
         }
 
-        // enum mm_counter_type: MM_FILEPAGES 0, MM_ANONPAGES 1, MM_SWAPENTS 2, MM_SHMEMPAGES 3 (4.5+); RSS = file +
-        // anon + shmem as get_mm_rss() sums them.
         long total = 0;
-        foreach (long type in new long[] { _k.Types.EnumValue("MM_FILEPAGES", 0), _k.Types.EnumValue("MM_ANONPAGES", 1), _k.Types.EnumValue("MM_SHMEMPAGES", 3) })
+        foreach (long type in _rssCounters)
         {
             long off = rss.Offset + (type * _rssCounterSize);
             if (off + 8 > mm.Length)

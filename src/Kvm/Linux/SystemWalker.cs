@@ -12,6 +12,7 @@ internal sealed class SystemWalker
     private const int MaxCpus = 8192;
 
     private readonly LinuxKernel _k;
+    private ulong[]? _offsets;
 
     /// <summary>Creates the walker.</summary>
     public SystemWalker(LinuxKernel kernel) => _k = kernel;
@@ -123,13 +124,24 @@ internal sealed class SystemWalker
     /// <summary>The address of a per-CPU variable for <paramref name="cpu"/>: its symbol plus the CPU's offset.</summary>
     public ulong PerCpuAddress(ulong symbolAddress, int cpu)
     {
-        int nrCpuIds = _k.ReadI32(_k.RequireSymbol(KernelGlobals.NrCpuIds.Name), "nr_cpu_ids");
-        if (cpu < 0 || cpu >= nrCpuIds || nrCpuIds > MaxCpus)
+        // nr_cpu_ids and __per_cpu_offset are fixed once the kernel has booted: read them once per image.
+        if (_offsets is null)
         {
-            throw new ArgumentOutOfRangeException(nameof(cpu), cpu, $"CPU {cpu} is not below nr_cpu_ids ({nrCpuIds})");
+            int nrCpuIds = _k.ReadI32(_k.RequireSymbol(KernelGlobals.NrCpuIds.Name), "nr_cpu_ids");
+            if (nrCpuIds <= 0 || nrCpuIds > MaxCpus)
+            {
+                throw new CorruptImageException($"nr_cpu_ids is {nrCpuIds}, outside 1..{MaxCpus}");
+            }
+
+            _offsets = PerCpuOffsets(nrCpuIds);
         }
 
-        return symbolAddress + PerCpuOffsets(nrCpuIds)[cpu];
+        if (cpu < 0 || cpu >= _offsets.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(cpu), cpu, $"CPU {cpu} is not below nr_cpu_ids ({_offsets.Length})");
+        }
+
+        return symbolAddress + _offsets[cpu];
     }
 
     // Linux 6.2 gathered the hot per-CPU variables into struct pcpu_hot (current_task among them); before, the
