@@ -89,6 +89,34 @@ public sealed partial class KernelImage
         return new UserMemoryReader(Linux()).Read(process, address, address + (ulong)length, length, out error, out _);
     }
 
+    /// <summary>
+    /// Writes user memory of <paramref name="process"/> in place, through its page tables (<c>kvm_uwrite</c>). Only
+    /// images opened writable with an in-place format accept writes; pages in swap cannot be written.
+    /// </summary>
+    /// <exception cref="KvmException">The image is read-only, or its format cannot be written in place.</exception>
+    /// <exception cref="MemoryFaultException">A page is not mapped, swapped out or not in the image.</exception>
+    public void WriteUser(KernelProcess process, ulong address, ReadOnlySpan<byte> data)
+    {
+        ArgumentNullException.ThrowIfNull(process);
+        ThrowIfNotWritable();
+        if (process.MmAddress == 0 || process.PageTableAddress == 0)
+        {
+            throw new KvmException(KvmErrorCode.NotSupported, $"pid {process.Pid} is a kernel thread: it has no user address space");
+        }
+
+        // mm->pgd is a kernel virtual address of the top-level table; the walk needs its physical address.
+        if (!_memory.TryTranslate(process.PageTableAddress, out ulong root, out var tf))
+        {
+            throw new MemoryFaultException(process.PageTableAddress, AddressSpace.KernelVirtual, MemoryFaultReason.NotMapped, $"cannot find the page tables of pid {process.Pid}: {tf?.Message}", tf);
+        }
+
+        _memory.WriteVirtual(address, data, out var fault, root);
+        if (fault is not null)
+        {
+            throw fault;
+        }
+    }
+
     /// <summary>Reads the load average (<c>avenrun</c>).</summary>
     public LoadAverage GetLoadAverage()
     {
@@ -117,6 +145,30 @@ public sealed partial class KernelImage
         ArgumentNullException.ThrowIfNull(symbol);
         ThrowIfDisposed();
         return SystemState().PerCpuAddress(GetSymbol(symbol).Address, cpu);
+    }
+
+    /// <summary>
+    /// The address of the per-CPU copy for <paramref name="cpu"/> of per-CPU data at <paramref name="address"/>: a
+    /// per-CPU symbol's value, or a <c>__percpu</c> pointer from <c>alloc_percpu</c> (<c>per_cpu_ptr</c>).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="cpu"/> is not below <c>nr_cpu_ids</c>.</exception>
+    public ulong GetPerCpuAddress(ulong address, int cpu)
+    {
+        ThrowIfDisposed();
+        return SystemState().PerCpuAddress(address, cpu);
+    }
+
+    /// <summary>
+    /// True when <paramref name="symbol"/> is a per-CPU variable (its value lies in
+    /// <c>[__per_cpu_start, __per_cpu_end)</c>, the offsets of the <c>.data..percpu</c> section), so that its value is
+    /// an offset to add to a CPU's <c>__per_cpu_offset</c> rather than an address to read.
+    /// </summary>
+    public bool IsPerCpuSymbol(KernelSymbol symbol)
+    {
+        ThrowIfDisposed();
+        return TryGetSymbolExact("__per_cpu_start", out var start) && TryGetSymbolExact("__per_cpu_end", out var end)
+            && start.Address < end.Address && symbol.Address >= start.Address && symbol.Address < end.Address
+            && symbol.Source != "resolver";
     }
 
     /// <summary>Reads the swap areas (<c>kvm_getswapinfo</c>, <c>/proc/swaps</c>).</summary>

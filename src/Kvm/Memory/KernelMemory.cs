@@ -160,8 +160,11 @@ internal sealed class KernelMemory
         return n;
     }
 
-    /// <summary>Writes kernel virtual memory in place; returns bytes written before the first fault.</summary>
-    public int WriteVirtual(ulong virtualAddress, ReadOnlySpan<byte> data, out MemoryFaultException? fault)
+    /// <summary>
+    /// Writes virtual memory in place: the kernel's address space, or the one whose top-level table is at physical
+    /// address <paramref name="root"/>. Returns bytes written before the first fault.
+    /// </summary>
+    public int WriteVirtual(ulong virtualAddress, ReadOnlySpan<byte> data, out MemoryFaultException? fault, ulong? root = null)
     {
         int done = 0;
         fault = null;
@@ -169,9 +172,10 @@ internal sealed class KernelMemory
         {
             ulong va = virtualAddress + (ulong)done;
             int chunk = (int)Math.Min((ulong)(data.Length - done), 4096 - (va & 0xfff));
-            if (!TryTranslate(va, out ulong pa, out var tf))
+            if (!TryTranslate(va, out ulong pa, out var tf, root))
             {
-                fault = new MemoryFaultException(va, AddressSpace.KernelVirtual, MemoryFaultReason.NotMapped, tf!.Message, tf);
+                var reason = tf?.Kind == TranslationFaultKind.SwapEntry ? MemoryFaultReason.SwappedOut : MemoryFaultReason.NotMapped;
+                fault = new MemoryFaultException(va, root is null ? AddressSpace.KernelVirtual : AddressSpace.UserVirtual, reason, tf!.Message, tf);
                 break;
             }
 
