@@ -352,9 +352,11 @@ static inline unsigned long sym(kvm_t *kd, const char *name)
 }
 
 /*
- * Finds a kernel page that reads and is followed by one that does not (translation fails or the
- * page is not in the image): scans page by page from the end of the kernel image (_end), where the
- * kernel's mapping ends, for at most 16 MiB. Returns the address of the first unreadable page, or 0.
+ * Finds a kernel page that reads and is followed by one that does not (translation fails, or the
+ * page is not in the image): scans page by page from 16 MiB before the end of the kernel image
+ * (_end), where the kernel's mapping ends, to 16 MiB after it. In a full dump the first such page
+ * is the end of the mapping; makedumpfile -d 31 dumps also drop pages inside the kernel image.
+ * Returns the address of that unreadable page, or 0.
  */
 static inline unsigned long find_unreadable_after_readable(kvm_t *kd)
 {
@@ -363,13 +365,17 @@ static inline unsigned long find_unreadable_after_readable(kvm_t *kd)
 		start = sym(kd, "__bss_stop");
 	if (start == 0)
 		return 0;
-	start &= ~0xfffUL;
+	start = ((start - 1) & ~0xfffUL) - (16UL << 20);
+	unsigned long text = sym(kd, "_text");
+	if (text > start)
+		start = text;
 	unsigned char byte;
-	if (kvm_read(kd, start, &byte, 1) != 1)
-		return 0;
-	for (unsigned long va = start + 4096; va < start + (16UL << 20); va += 4096) {
-		if (kvm_read(kd, va, &byte, 1) != 1)
+	int previous = 0;
+	for (unsigned long va = start; va < start + (32UL << 20); va += 4096) {
+		int readable = kvm_read(kd, va, &byte, 1) == 1;
+		if (previous && !readable)
 			return va;
+		previous = readable;
 	}
 	return 0;
 }
