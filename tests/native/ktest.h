@@ -53,13 +53,16 @@ static inline int check(int passed, const char *name, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(detail, sizeof(detail), fmt, ap);
 		va_end(ap);
-		/* One line per check: newlines in a detail would split it. */
-		for (char *p = detail; *p != '\0'; p++) {
-			if (*p == '\n' || *p == '\r')
-				*p = ' ';
-		}
 		ktest_failed++;
-		printf("not ok - %s: %s\n", name, detail);
+		/* One ASCII line per check: other bytes (newlines, the guest's non-UTF-8 bytes) print as \xNN. */
+		printf("not ok - %s: ", name);
+		for (const unsigned char *p = (const unsigned char *)detail; *p != '\0'; p++) {
+			if (*p < 0x20 || *p >= 0x7f || *p == '\\')
+				printf("\\x%02x", *p);
+			else
+				putchar(*p);
+		}
+		putchar('\n');
 	}
 	fflush(stdout);
 	return passed;
