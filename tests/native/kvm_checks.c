@@ -13,7 +13,8 @@
  *   14  kvm_kerndisp == 0 on amd64 dumps: ours documents the KASLR displacement instead, which is
  *       checked against the truth here;
  *   15  kvm_getprocs on a non-native dump, and kvm_getargv failing on every dump: ours reads argv
- *       from dumps on purpose (see kvm.h), which ps.c and kvm_sun.c check against the truth;
+ *       from dumps on purpose (see kvm.h), which check_procs here, ps.c and kvm_sun.c check
+ *       against the truth;
  *   19  minidump header versions and magic.
  *
  * Where ours deliberately differs from FreeBSD, the check tests OUR documented behaviour:
@@ -403,6 +404,84 @@ static void check_sun_style(void)
 	kvm_close(kd);
 }
 
+/*
+ * Ours (5.5-15 differs): kvm_getprocs selects as FreeBSD's does, and kvm_getargv/kvm_getenvv read
+ * a process's strings from the dump (FreeBSD: NULL, "cannot read user space from dead kernel").
+ */
+static void check_procs(kvm_t *kd)
+{
+	int argv_pid = (int)expect_u64("role argv"), nonroot = (int)expect_u64("role nonRoot");
+	int user_pages = (int)expect_u64("user_pages");
+	const struct truth_proc *t = truth_proc(argv_pid);
+	char why[256];
+	int n = -1;
+	struct kinfo_proc *kp = kvm_getprocs(kd, KERN_PROC_PID, argv_pid, &n);
+	if (!check(kp != NULL && n == 1 && kp->ki_pid == argv_pid && kp->ki_structsize == KINFO_PROC_SIZE && t != NULL,
+	           "kvm_getprocs(KERN_PROC_PID) gives the one process", "returned %p, count %d: %s", (void *)kp, n, kvm_geterr(kd)))
+		return;
+	check(kp->ki_ppid == t->ppid && kp->ki_ruid == t->ruid && kp->ki_uid == t->euid && strncmp(kp->ki_comm, t->comm, COMMLEN) == 0,
+	      "kvm_getprocs(KERN_PROC_PID) fills the guest's ids and name", "ppid %d ruid %u uid %u comm \"%s\"", kp->ki_ppid, kp->ki_ruid, kp->ki_uid, kp->ki_comm);
+
+	if (user_pages) {
+		char **argv = kvm_getargv(kd, kp, 0);
+		check(argv != NULL && vector_equals_area(argv, t->cmdline, t->cmdline_len, why, sizeof(why)), "kvm_getargv on a dump gives /proc/PID/cmdline",
+		      "%s", argv == NULL ? kvm_geterr(kd) : why);
+		char **envv = kvm_getenvv(kd, kp, 0);
+		check(envv != NULL && vector_equals_area(envv, t->environ, t->environ_len, why, sizeof(why)), "kvm_getenvv on a dump gives /proc/PID/environ",
+		      "%s", envv == NULL ? kvm_geterr(kd) : why);
+
+		/* nchr bounds the bytes, NULs included: a prefix of the arguments. */
+		argv = kvm_getargv(kd, kp, 10);
+		size_t used = 0;
+		int prefix = argv != NULL;
+		for (int i = 0; prefix && argv[i] != NULL; i++) {
+			size_t len = strlen(argv[i]);
+			prefix = used + len <= t->cmdline_len && memcmp(argv[i], t->cmdline + used, len) == 0;
+			used += len + 1;
+		}
+		check(prefix && used <= 10 && used > 0, "kvm_getargv with nchr 10 gives at most 10 bytes of the arguments", "%zu bytes%s", used,
+		      prefix ? "" : ", not a prefix of the arguments");
+	} else {
+		skip("kvm_getargv on a dump gives /proc/PID/cmdline", "this dump has no user pages (makedumpfile -d 31)");
+	}
+
+	kp = kvm_getprocs(kd, KERN_PROC_PID, 2, &n);
+	check(kp != NULL && n == 1 && (kp->ki_flag & P_KPROC) != 0 && (kp->ki_flag & P_SYSTEM) != 0, "kthreadd (pid 2) is P_KPROC | P_SYSTEM", "count %d, ki_flag 0x%lx", n,
+	      kp != NULL ? kp->ki_flag : 0L);
+	char **none = kp != NULL ? kvm_getargv(kd, kp, 0) : NULL;
+	check(kp != NULL && none == NULL, "kvm_getargv of a kernel thread is NULL", "returned a vector");
+
+	errno = 0;
+	n = -1;
+	kp = kvm_getprocs(kd, KERN_PROC_PID, 999999, &n);
+	check(kp == NULL && n == 0 && errno == ESRCH, "kvm_getprocs of a missing pid is NULL, count 0, errno ESRCH", "returned %p, count %d, errno %d", (void *)kp, n,
+	      errno);
+
+	const struct truth_proc *nr = truth_proc(nonroot);
+	kp = nr != NULL ? kvm_getprocs(kd, KERN_PROC_UID, (int)nr->euid, &n) : NULL;
+	check(kp != NULL && n == 1 && kp->ki_pid == nonroot, "kvm_getprocs(KERN_PROC_UID) selects the guest's one non-root process", "returned %p, count %d, first pid %d",
+	      (void *)kp, n, kp != NULL ? kp->ki_pid : -1);
+
+	/* KERN_PROC_ALL lists every thread: the threaded process has as many entries as it had threads. */
+	size_t at = 0;
+	const char *v;
+	while ((v = expect_next("threads", &at)) != NULL) {
+		int pid = 0, count = 0, entries = 0;
+		char what[128];
+		if (sscanf(v, "%d %d", &pid, &count) != 2)
+			continue;
+		kp = kvm_getprocs(kd, KERN_PROC_ALL, 0, &n);
+		for (int i = 0; kp != NULL && i < n; i++)
+			entries += kp[i].ki_pid == pid;
+		int procs = 0;
+		struct kinfo_proc *one = kvm_getprocs(kd, KERN_PROC_PROC, 0, &n);
+		for (int i = 0; one != NULL && i < n; i++)
+			procs += one[i].ki_pid == pid && one[i].ki_numthreads == count;
+		snprintf(what, sizeof(what), "pid %d's %d threads: %d entries with KERN_PROC_ALL, one with KERN_PROC_PROC", pid, count, count);
+		check(entries == count && procs == 1, what, "KERN_PROC_ALL gave %d entries, KERN_PROC_PROC %d with ki_numthreads %d", entries, procs, count);
+	}
+}
+
 /* Ours: kvm_native, kvm_kerndisp, kvm_getloadavg, and a value the truth records. */
 static void check_ours(kvm_t *kd)
 {
@@ -432,6 +511,7 @@ int main(int argc, char **argv)
 {
 	ktest_options(argc, argv);
 	expect_load();
+	truth_load_procs();
 
 	check_flags();
 	check_empty_file();
@@ -444,6 +524,7 @@ int main(int argc, char **argv)
 	check_write(kd);
 	check_swapinfo(kd);
 	check_cpus(kd);
+	check_procs(kd);
 	check_ours(kd);
 	int c = kvm_close(kd);
 	check(c == 0, "kvm_close returns 0", "returned %d", c);

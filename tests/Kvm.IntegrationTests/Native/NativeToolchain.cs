@@ -302,6 +302,11 @@ public static class NativeToolchain
             lines.Add(string.Join(' ', "proc", p.GetProperty("pid").GetInt32(), p.GetProperty("ppid").GetInt32(), uid[0].GetUInt32(), uid[1].GetUInt32(),
                 p.GetProperty("kernelThread").GetBoolean() ? 1 : 0, Hex(Encoding.UTF8.GetBytes(p.GetProperty("comm").GetString()!)),
                 Hex(Convert.FromHexString(p.GetProperty("cmdlineHex").GetString()!)), Hex(Convert.FromHexString(p.GetProperty("environHex").GetString()!))));
+            if (p.GetProperty("numThreads").GetInt32() > 1)
+            {
+                lines.Add($"threads {p.GetProperty("pid").GetInt32()} {p.GetProperty("numThreads").GetInt32()}");
+            }
+
             if (p.GetProperty("argStart").ValueKind == System.Text.Json.JsonValueKind.String)
             {
                 lines.Add(string.Join(' ', "area", p.GetProperty("pid").GetInt32(), p.GetProperty("argStart").GetString(), p.GetProperty("argEnd").GetString(),
