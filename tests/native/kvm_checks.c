@@ -482,6 +482,39 @@ static void check_procs(kvm_t *kd)
 	}
 }
 
+/* kvm_open2's resolver: consulted before the namelist; what it resolves is N_DATA | N_EXT. */
+static int resolver_calls;
+
+static int resolve(const char *name, kvaddr_t *addr)
+{
+	resolver_calls++;
+	if (strcmp(name, "kvmtest_resolved") == 0) {
+		*addr = 0xffffffff81234560ULL;
+		return 0;
+	}
+	return 1; /* not ours: the namelist answers */
+}
+
+static void check_resolver(void)
+{
+	errbuf[0] = '\0';
+	kvm_t *kd = kvm_open2(opt_namelist, opt_core, O_RDONLY, errbuf, resolve);
+	if (!check(kd != NULL, "kvm_open2 with a resolver opens the dump", "errbuf \"%s\"", errbuf))
+		return;
+	struct nlist nl[3];
+	memset(nl, 0, sizeof(nl));
+	nl[0].n_name = "kvmtest_resolved";
+	nl[1].n_name = "init_task";
+	int n = kvm_nlist(kd, nl);
+	unsigned long init_task = expect_u64("sym init_task");
+	check(n == 0 && nl[0].n_value == 0xffffffff81234560UL && nl[0].n_type == (N_DATA | N_EXT), "a symbol the resolver knows is its address, N_DATA|N_EXT",
+	      "returned %d, n_value 0x%lx, n_type 0x%x", n, nl[0].n_value, nl[0].n_type);
+	check(nl[1].n_value == init_task && nl[1].n_type != N_UNDF, "a symbol the resolver does not know comes from the namelist", "n_value 0x%lx, guest 0x%lx",
+	      nl[1].n_value, init_task);
+	check(resolver_calls > 0, "the resolver was called", "never");
+	kvm_close(kd);
+}
+
 /* Ours: kvm_native, kvm_kerndisp, kvm_getloadavg, and a value the truth records. */
 static void check_ours(kvm_t *kd)
 {
@@ -533,6 +566,7 @@ int main(int argc, char **argv)
 	check(c == -1 && errno == EINVAL, "kvm_close of a closed descriptor fails with EINVAL", "returned %d, errno %d", c, errno);
 
 	check_truncated();
+	check_resolver();
 	check_sun_style();
 	return ktest_done();
 }
