@@ -511,6 +511,9 @@ public sealed class FakeKernelObjects
                 sb.Append($"{offset:x16} D {name}\n");
             }
 
+            // As in a real System.map: the per-CPU section's end, an absolute symbol past the last variable.
+            sb.Append($"{(_perCpu.Values.Max() + 0x1000) & ~0xfffUL:x16} A __per_cpu_end\n");
+
             foreach (var (name, va) in _globals.OrderBy(g => g.Value))
             {
                 sb.Append($"{va - Kernel.KaslrOffset:x16} {(name.EndsWith("_BTF", StringComparison.Ordinal) ? 'R' : 'D')} {name}\n");
