@@ -525,6 +525,38 @@ public sealed unsafe class NativeShimTests : IClassFixture<NativeFakeSystemFixtu
         Assert.Equal(-1, NativeShim.Nlist(kd, "init_task").Result);
     }
 
+    [Fact]
+    public void Open2_Resolver_IsConsultedFirstAndGivesDataExternSymbols()
+    {
+        nint kd = NativeShim.Open2(_f.Map.Path, _f.Core.Path, out string error, &Resolve);
+        Assert.True(kd != 0, error);
+        try
+        {
+            var (result, entries) = NativeShim.Nlist(kd, "resolver_only", "init_task", "nowhere");
+
+            Assert.Equal(1, result);
+            Assert.Equal(((byte)0x07, 0xffff_ffff_8100_1234UL), entries[0]);  // N_DATA | N_EXT, from the resolver
+            Assert.Equal(_f.System.K.InitTask, entries[1].Value);             // the resolver said no: System.map
+            Assert.Equal(((byte)0, 0UL), entries[2]);
+        }
+        finally
+        {
+            NativeShim.Close(kd);
+        }
+    }
+
+    [UnmanagedCallersOnly]
+    private static int Resolve(byte* name, ulong* address)
+    {
+        if (Marshal.PtrToStringUTF8((nint)name) == "resolver_only")
+        {
+            *address = 0xffff_ffff_8100_1234;
+            return 0;
+        }
+
+        return 1;
+    }
+
     private static string Comm(KinfoProc e) => NativeShim.Text(e.Command);
 
     private static string[] Names(KvmSwap* rows, int count) =>
