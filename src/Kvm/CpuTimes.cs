@@ -72,7 +72,7 @@ public sealed record CpuTimes(
     ulong Guest,
     ulong GuestNice)
 {
-    /// <summary>The clock tick of <c>/proc/stat</c> and of <see cref="ToCpuStates"/>: <c>USER_HZ</c>, 100 per second on every Linux architecture that has /proc/stat.</summary>
+    /// <summary>The clock tick of <c>/proc/stat</c> and of <see cref="ToCpuStates"/>: <c>USER_HZ</c>, 100 per second on x86-64 (and every architecture but Alpha, whose is 1024).</summary>
     public const int UserHz = 100;
 
     private const ulong NanosecondsPerTick = 1_000_000_000 / UserHz;
