@@ -421,10 +421,37 @@ public sealed unsafe class NativeShimTests : IClassFixture<NativeFakeSystemFixtu
             Assert.True(p is not null && (nint)p != -1);
             Assert.Equal((_f.System.Thread201, 3u, 201, _f.System.PerCpuOffsets[3]), (p->CurrentThread, p->CpuId, p->CurrentPid, (ulong)p->Dynamic));
             Assert.Equal("python3", NativeShim.Text(p->CurrentCommand));
+
+            // FakeSystem's /proc/stat line "cpu3 50 25 75 1200000 4025 0 500 …": user, nice, system, irq+softirq, idle+iowait.
+            Assert.Equal([50L, 25, 75, 500, 1204025], new Span<long>(p->CpuTime, Pcpu.CpuStates).ToArray());
             NativeMemory.Free(p);
             Assert.Equal(0, pcpu(kd, 2)); // offline
             Assert.Equal(0, pcpu(kd, 4)); // beyond nr_cpu_ids
             Assert.Equal(0, pcpu(0, 0));
+        }
+        finally
+        {
+            NativeShim.Close(kd);
+        }
+    }
+
+    [Fact]
+    public void GetCpTime_IsTheProcStatCpuLineInCpuStates()
+    {
+        nint kd = OpenFake();
+        try
+        {
+            delegate* unmanaged<nint, long*, int> cptime = &KvmSystem.GetCpTime;
+            var states = new long[5];
+            fixed (long* s = states)
+            {
+                Assert.Equal(0, cptime(kd, s));
+                Assert.Equal(0, cptime(0, null));
+                Assert.Equal(-1, cptime(kd, null));
+            }
+
+            // "cpu  10850 225 3575 3636150 6875 51 525 12 1000 100" (FakeSystem): CP_INTR = irq + softirq, CP_IDLE = idle + iowait.
+            Assert.Equal([10850L, 225, 3575, 576, 3643025], states);
         }
         finally
         {
