@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 require_dotnet
-# bpftool is the independent oracle the BTF reader is checked against (tests/Kvm.Tests/Types).
-apt_ensure ca-certificates bpftool
+# bpftool is the independent oracle the BTF reader is checked against (tests/Kvm.Tests/Types); gcc, libc6-dev and
+# pkg-config build libkvm.so (NativeAOT links with them) and the C tests in tests/native.
+apt_ensure ca-certificates bpftool gcc libc6-dev pkg-config binutils
 
 say "making or reusing the real test dumps in $KVM_TEST_DUMPS"
 if ! scripts/make-test-dumps.sh; then
@@ -20,6 +21,14 @@ fi
 say "building"
 dotnet build Kvm.slnx -c Release -warnaserror 2>&1 | tail -3
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "0 passed, 1 failed"; exit 1; }
+
+# libkvm.so, kvm.h and libkvm.pc, installed as a user would; the C tests compile and link against this prefix.
+export KVM_LIBKVM_PREFIX="$PWD/artifacts/libkvm"
+say "building and installing libkvm.so into $KVM_LIBKVM_PREFIX"
+if ! scripts/install-libkvm.sh --prefix "$KVM_LIBKVM_PREFIX"; then
+  echo "0 passed, 1 failed"
+  exit 1
+fi
 
 results=$(mktemp -d)
 status=0

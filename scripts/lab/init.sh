@@ -4,7 +4,7 @@
 # known workload and hands over to `kvmlab collect`, which records the ground
 # truth, writes it as a tar stream to the second virtio disk, prints
 # "KVMTEST-READY" on the serial console and then, forever, prints a
-# "KVMTEST-LOADAVG ..." line every ~100 ms (the host's loadavgAtStop).
+# "KVMTEST-LOADAVG ..." line every ~100 ms (the host's loadavgAtStop and procStatAtStop).
 # PID 1 must never exit (that would panic the kernel), so every failure path
 # prints "KVMTEST-FAILED ..." (the host stops waiting when it sees it) and sleeps.
 

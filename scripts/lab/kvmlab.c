@@ -13,7 +13,8 @@
  *                               line on the console and then, forever, print
  *                               a "KVMTEST-LOADAVG" line every ~100 ms (so it
  *                               is still there in the dump, and the host knows
- *                               the load average at the moment it stops the VM).
+ *                               the load average and the cpu lines of /proc/stat
+ *                               at the moment it stops the VM).
  *
  * The workload processes are this same binary, exec'ed through symlinks
  * named /bin/kvmtest-<role>.  We dispatch on the path given to execve
@@ -837,23 +838,71 @@ static void read_small(const char *path, char *buf, size_t size)
 }
 
 /*
+ * The "cpu" and "cpuN" lines of /proc/stat (they come first) as " cpu=U,N,S,I,W,IRQ,SIRQ,ST,G,GN cpu0=...":
+ * the label, then the ten USER_HZ counters in /proc/stat's order, comma-separated.  out is "" if
+ * /proc/stat cannot be read or the lines do not fit.
+ */
+static void proc_stat_cpus(char *out, size_t size)
+{
+    static char stat[65536];
+    size_t used = 0, len = 0;
+    out[0] = 0;
+    int fd = open("/proc/stat", O_RDONLY);
+    if (fd < 0) return;
+    while (used < sizeof stat - 1) {
+        ssize_t n = read(fd, stat + used, sizeof stat - 1 - used);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        used += (size_t)n;
+    }
+    close(fd);
+    stat[used] = 0;
+    for (char *line = stat; *line;) {
+        char *next = strchr(line, '\n');
+        if (!next) break; /* a line cut by the buffer's end is not used */
+        *next++ = 0;
+        char *p = line + 3;
+        if (strncmp(line, "cpu", 3)) break;
+        while (isdigit((unsigned char)*p)) p++;
+        if (*p != ' ') break;
+        int w = snprintf(out + len, size - len, " %.*s=", (int)(p - line), line);
+        if (w < 0 || (size_t)w >= size - len) goto too_long;
+        len += (size_t)w;
+        int fields = 0;
+        for (char *tok = strtok(p, " "); tok; tok = strtok(NULL, " ")) {
+            w = snprintf(out + len, size - len, "%s%s", fields ? "," : "", tok);
+            if (w < 0 || (size_t)w >= size - len) goto too_long;
+            len += (size_t)w;
+            fields++;
+        }
+        line = next;
+    }
+    return;
+too_long:
+    out[0] = 0;
+}
+
+/*
  * After the ready line: the truth's loadavg.txt is seconds older than the moment the
  * host stops the VM, and the kernel recomputes avenrun every 5 s.  So, until the VM is
- * stopped, print /proc/loadavg (and the uptime) on the console every ~100 ms; the host
- * takes the last complete line it saw when it stopped the VM (truth.json loadavgAtStop).
+ * stopped, print /proc/loadavg, the uptime and the cpu lines of /proc/stat on the console
+ * every ~100 ms; the host takes the last complete line it saw when it stopped the VM
+ * (truth.json loadavgAtStop and procStatAtStop).  /proc/uptime is read first, so its
+ * value is no later than the moment /proc/stat was read.
  * Never returns; the collector sleeps in nanosleep between lines, so it is in the dump.
  */
 static void loadavg_ticker(void)
 {
-    char la[256], up[256], line[600];
+    char la[256], up[256], cpus[4096], line[4800];
     const struct timespec period = {0, 100 * 1000 * 1000};
     for (;;) {
-        read_small("/proc/loadavg", la, sizeof la);
         read_small("/proc/uptime", up, sizeof up);
+        read_small("/proc/loadavg", la, sizeof la);
+        proc_stat_cpus(cpus, sizeof cpus);
         char *sp = strchr(up, ' ');
         if (sp) *sp = 0;
         /* One write(2) per line, so a line is never split by our own buffering. */
-        int n = snprintf(line, sizeof line, "KVMTEST-LOADAVG %s uptime=%s\n", la, up);
+        int n = snprintf(line, sizeof line, "KVMTEST-LOADAVG %s uptime=%s%s\n", la, up, cpus);
         if (n > 0 && (size_t)n < sizeof line) {
             fflush(stdout);
             ssize_t w;

@@ -7,7 +7,8 @@
       Turn the guest's raw truth (a tar stream on a raw disk) into VDIR/truth.json and
       derive VDIR/System.map; check what the variant promises (paging levels, pages
       really in swap and, in swap.img, holding the argv/env bytes the guest recorded).
-      loadavgAtStop comes from qmp_dump.py's result file (the guest's console, read at `stop`).
+      loadavgAtStop and procStatAtStop come from qmp_dump.py's result file (the guest's
+      console, read at `stop`).
   labtool.py mdf-input VDIR/truth.json
       Print "PAGE_OFFSET_BASE RAMSTART:RAMEND ..." for elf_for_makedumpfile.py.
   labtool.py kdump-compression FILE
@@ -187,6 +188,8 @@ def cmd_truth(a):
     t["loadavgAtStop"] = None
     if a.qmp_result:
         t["loadavgAtStop"] = json.load(open(a.qmp_result)).get("loadavgAtStop")
+    # The cpu lines of /proc/stat from the same console line (and the one before), null if none.
+    t["procStatAtStop"] = proc_stat_at_stop(t["loadavgAtStop"])
 
     swaps = []
     for line in text(files, "swaps.txt").splitlines()[1:]:
@@ -282,6 +285,27 @@ def cmd_truth(a):
           f"KASLR offset {t['kaslrOffset']}, {n_swapped} argv/env pages in swap (verified in swap.img), "
           f"loadavg {la.split()[0]} (at stop: "
           f"{t['loadavgAtStop']['loadavg'].split()[0] if t['loadavgAtStop'] else 'none'}), tty role {'ok' if roles['tty'] else 'none'}", file=sys.stderr)
+
+
+PROC_STAT_FIELDS = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice"]
+
+
+def proc_stat_at_stop(at_stop):
+    """procStatAtStop from a loadavgAtStop record (qmp_dump.py): the cpu lines it carried, or None."""
+
+    def one(rec):
+        stat = rec.get("procStat") if rec else None
+        if not stat or "cpu" not in stat:
+            return None
+        cpus = sorted((int(k[3:]), v) for k, v in stat.items() if k != "cpu")
+        return {"line": rec["line"], "uptimeSeconds": rec["uptimeSeconds"], "userHz": 100,
+                "fields": PROC_STAT_FIELDS, "total": stat["cpu"],
+                "cpus": [{"cpu": c, "values": v} for c, v in cpus]}
+
+    last = one(at_stop)
+    if last:
+        last["previous"] = one(at_stop.get("previous"))
+    return last
 
 
 def swapped_pages(files, by_pid, swap_img):

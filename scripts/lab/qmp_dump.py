@@ -9,9 +9,10 @@ once the ground truth is on its truth disk, or "KVMTEST-FAILED <why>" when somet
 went wrong.  We then `stop` the VM, ask which dump formats this QEMU offers, write one
 `dump-guest-memory` per format we want (ELF and every kdump-* flavour), and `quit`.
 The result file records the capability list and the dumps written, and "loadavgAtStop":
-after the ready line the guest prints "KVMTEST-LOADAVG <the /proc/loadavg text> uptime=<s>"
-every ~100 ms until it is stopped; right after `stop` we take the last complete such line
-(and the one before it) from the console, so the truth knows what avenrun held in the dump.
+after the ready line the guest prints "KVMTEST-LOADAVG <the /proc/loadavg text> uptime=<s>
+cpu=<10 counters> cpu0=<...> ..." every ~100 ms until it is stopped; right after `stop` we
+take the last complete such line (and the one before it) from the console, so the truth
+knows what avenrun and the cpu lines of /proc/stat held just before the dump.
 """
 import argparse
 import json
@@ -25,8 +26,10 @@ import time
 
 READY = "KVMTEST-READY"
 FAILED = "KVMTEST-FAILED"
-# "KVMTEST-LOADAVG 0.44 0.30 0.12 3/85 123 uptime=51.23": /proc/loadavg as is, then /proc/uptime's first field.
-LOADAVG_LINE = re.compile(r"KVMTEST-LOADAVG ((\d+\.\d+) (\d+\.\d+) (\d+\.\d+) \d+/\d+ \d+) uptime=(\d+\.\d+)")
+# "KVMTEST-LOADAVG 0.44 0.30 0.12 3/85 123 uptime=51.23 cpu=1,0,2,... cpu0=...": /proc/loadavg as is,
+# /proc/uptime's first field, then each cpu line of /proc/stat as label=its ten counters (absent if unreadable).
+LOADAVG_LINE = re.compile(r"KVMTEST-LOADAVG ((\d+\.\d+) (\d+\.\d+) (\d+\.\d+) \d+/\d+ \d+) uptime=(\d+\.\d+)"
+                          r"((?: cpu\d*=\d+(?:,\d+){9})*)")
 
 
 def log(msg):
@@ -46,9 +49,14 @@ def parse_loadavg_line(line):
     m = LOADAVG_LINE.fullmatch(line)
     if not m:
         return None
+    stat = {}
+    for field in m.group(6).split():
+        label, counters = field.split("=")
+        stat[label] = [int(x) for x in counters.split(",")]
     return {"line": line, "loadavg": m.group(1),
             "values": [float(m.group(2)), float(m.group(3)), float(m.group(4))],
-            "uptimeSeconds": float(m.group(5))}
+            "uptimeSeconds": float(m.group(5)),
+            "procStat": stat if "cpu" in stat else None}
 
 
 def loadavg_at_stop(path):
@@ -56,7 +64,8 @@ def loadavg_at_stop(path):
 
     Only text up to the last newline counts: the VM may have been stopped in the middle of
     a line.  Lines that the kernel's own console output interleaved with do not parse and
-    are skipped.  Returns {"line", "loadavg", "values", "uptimeSeconds", "previous"} or None.
+    are skipped.  Returns {"line", "loadavg", "values", "uptimeSeconds", "procStat", "previous"} or
+    None; procStat maps "cpu", "cpu0", ... to the ten counters of that /proc/stat line (None if absent).
     """
     try:
         with open(path, "rb") as f:

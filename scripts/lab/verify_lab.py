@@ -59,9 +59,22 @@ def verify_variant(vdir):
           and all(isinstance(x, (int, float)) for x in at["values"]) and at["values"][0] > 0
           and isinstance(at.get("uptimeSeconds"), (int, float)) and at["uptimeSeconds"] >= t["uptimeSeconds"],
           f"{name}: loadavgAtStop missing or malformed: {at}")
+    ps = t.get("procStatAtStop")
+    check(isinstance(ps, dict) and ps.get("uptimeSeconds") == at["uptimeSeconds"] and ps.get("line") == at["line"]
+          and len(ps.get("total", [])) == 10 and all(isinstance(x, int) and x >= 0 for x in ps["total"])
+          and [c["cpu"] for c in ps.get("cpus", [])] == list(range(m["qemu"]["smp"]))
+          and all(len(c["values"]) == 10 and all(isinstance(x, int) and x >= 0 for x in c["values"]) for c in ps["cpus"]),
+          f"{name}: procStatAtStop missing, malformed or not one line per online CPU: {ps}")
+    # The total line sums nanoseconds and truncates once, each cpuN line truncates its own, and the per-CPU loop
+    # runs just after the total's (a tick or an idle period in progress can move on in between): the total and
+    # the sum of the cpu lines differ by at most one tick per CPU.
+    for i, f in enumerate(ps["fields"]):
+        s = sum(c["values"][i] for c in ps["cpus"])
+        check(abs(ps["total"][i] - s) <= len(ps["cpus"]), f"{name}: procStatAtStop {f}: total {ps['total'][i]}, cpu lines sum to {s}")
+    check(all(sum(c["values"]) > 0 for c in ps["cpus"]), f"{name}: procStatAtStop has a CPU with no time at all")
     check(t["kmsgMarker"] in t["dmesg"], f"{name}: marker not in dmesg")
     print(f"verify: {name}: workload ok (tty role: {r['tty']}, loadavg {t['loadavg']}, "
-          f"at stop {at['loadavg']} at uptime {at['uptimeSeconds']} s)")
+          f"at stop {at['loadavg']} at uptime {at['uptimeSeconds']} s, /proc/stat cpu {' '.join(map(str, ps['total']))})")
 
     # Variant promises.
     want_levels = 5 if name.startswith("la57") else 4

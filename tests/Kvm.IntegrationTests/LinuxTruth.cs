@@ -66,3 +66,28 @@ public sealed record TruthSwappedPage(int Pid, ulong Va, string What, int SwapTy
                 p.GetProperty("swapOffset").GetUInt64()))
             .ToList();
 }
+
+/// <summary>
+/// The cpu lines of the guest's /proc/stat on the last console line it printed before the host stopped it
+/// (truth.json "procStatAtStop"), in USER_HZ ticks, fields in /proc/stat's order.
+/// </summary>
+public sealed record TruthProcStat(string Line, double UptimeSeconds, long[] Total, IReadOnlyDictionary<int, long[]> Cpus)
+{
+    public static readonly string[] Fields = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice"];
+
+    /// <summary>The record, or null for a lab made before the collector printed /proc/stat.</summary>
+    public static TruthProcStat? AtStop(LabVariant v)
+    {
+        if (!v.Truth.TryGetProperty("procStatAtStop", out var p) || p.ValueKind != JsonValueKind.Object)
+        {
+            return null;
+        }
+
+        static long[] Values(JsonElement e) => e.EnumerateArray().Select(x => x.GetInt64()).ToArray();
+        return new TruthProcStat(
+            p.GetProperty("line").GetString()!,
+            p.GetProperty("uptimeSeconds").GetDouble(),
+            Values(p.GetProperty("total")),
+            p.GetProperty("cpus").EnumerateArray().ToDictionary(c => c.GetProperty("cpu").GetInt32(), c => Values(c.GetProperty("values"))));
+    }
+}

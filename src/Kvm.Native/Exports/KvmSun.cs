@@ -96,9 +96,9 @@ internal static unsafe class KvmSun
                 return (nint)user;
             }
 
-            var arguments = k.Image.GetArguments(process, SunUser.PsArgsLength);
-            user->ArgumentCount = arguments.Values.Count == 0 && arguments.Reason is not null ? -1 : k.Image.GetArguments(process).Values.Count;
-            NativeText.Copy(System.Text.Encoding.UTF8.GetBytes(string.Join(' ', arguments.Strings)), user->PsArgs, SunUser.PsArgsLength);
+            var arguments = k.Image.GetArguments(process);
+            user->ArgumentCount = arguments.Values.Count == 0 && arguments.Reason is not null ? -1 : arguments.Values.Count;
+            NativeText.Copy(JoinArguments(arguments.Values), user->PsArgs, SunUser.PsArgsLength);
             return (nint)user;
         }
     });
@@ -184,6 +184,27 @@ internal static unsafe class KvmSun
         k.Image.WriteUser(Current(k), address, new ReadOnlySpan<byte>(buffer, (int)length));
         return (nint)length;
     });
+
+    /// <summary>The arguments separated by spaces, as illumos' u_psargs (raw bytes: they need not be UTF-8).</summary>
+    private static byte[] JoinArguments(IReadOnlyList<byte[]> values)
+    {
+        var joined = new List<byte>();
+        foreach (var value in values)
+        {
+            if (joined.Count > 0)
+            {
+                joined.Add((byte)' ');
+            }
+
+            joined.AddRange(value);
+            if (joined.Count >= SunUser.PsArgsLength)
+            {
+                break;
+            }
+        }
+
+        return [.. joined];
+    }
 
     private static void Rewind(NativeKvm k)
     {

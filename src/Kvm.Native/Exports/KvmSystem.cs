@@ -97,11 +97,27 @@ internal static unsafe class KvmSystem
             return 0;
         }
 
+        long[] times;
+        try
+        {
+            times = k.Image.GetCpuTimes().Cpus.First(c => c.Cpu == cpu).ToCpuStates();
+        }
+        catch (KvmException e)
+        {
+            // The rest of struct pcpu is still worth having: pc_cp_time stays zero and the reason is kept.
+            times = new long[Pcpu.CpuStates];
+            k.SetError($"kvm_getpcpu: CPU times unavailable: {e.Message}", hard: false);
+        }
+
         var pcpu = (Pcpu*)NativeMemory.AllocZeroed((nuint)sizeof(Pcpu));
         pcpu->CurrentThread = info.CurrentTask;
         pcpu->CpuId = (uint)cpu;
         pcpu->CurrentPid = info.CurrentPid ?? -1;
         pcpu->Dynamic = (nuint)info.PerCpuOffset;
+        for (int i = 0; i < Pcpu.CpuStates; i++)
+        {
+            pcpu->CpuTime[i] = times[i];
+        }
         if (info.CurrentCommand is { } command)
         {
             NativeText.Copy(System.Text.Encoding.UTF8.GetBytes(command), pcpu->CurrentCommand, 17);
@@ -109,6 +125,32 @@ internal static unsafe class KvmSystem
 
         return (nint)pcpu;
     });
+
+    /// <summary>
+    /// <c>kvm_getcptime(kd, cp_time)</c>: fills <c>CPUSTATES</c> (5) counters summed over the CPUs — user, nice,
+    /// system, interrupt (irq + softirq), idle (idle + iowait) — in USER_HZ ticks, as the <c>cpu</c> line of
+    /// <c>/proc/stat</c>. 0, or −1; <c>kd == NULL</c> returns 0 (FreeBSD's cache reset).
+    /// </summary>
+    [UnmanagedCallersOnly(EntryPoint = "kvm_getcptime")]
+    public static int GetCpTime(nint kd, long* counters)
+    {
+        if (kd == 0)
+        {
+            return 0;
+        }
+
+        return ExportGuard.Run(kd, -1, k =>
+        {
+            if (counters is null)
+            {
+                throw new ArgumentException("kvm_getcptime: NULL array");
+            }
+
+            long[] states = k.Image.GetCpuTimes().GetCpuStates();
+            states.CopyTo(new Span<long>(counters, Pcpu.CpuStates));
+            return 0;
+        });
+    }
 
     /// <summary>
     /// <c>kvm_dpcpu_setcpu(kd, cpu)</c>: chooses the CPU whose copy <c>kvm_nlist</c> returns for per-CPU

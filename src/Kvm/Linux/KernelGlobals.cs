@@ -51,7 +51,23 @@ internal static class KernelGlobals
     /// <summary>The base of the <c>struct page</c> array.</summary>
     public static readonly KernelGlobal VmemmapBase = new("vmemmap_base", "unsigned long", "arch/x86/mm/kaslr.c, 4.9+ (fixed 0xffffea0000000000 without memory KASLR)");
 
+    /// <summary>The possible CPU mask: the CPUs <c>/proc/stat</c>'s total line sums.</summary>
+    public static readonly KernelGlobal CpuPossibleMask = new("__cpu_possible_mask", "struct cpumask (unsigned long bits[])", "kernel/cpu.c, 4.5+");
+
+    /// <summary>Each CPU's time counters.</summary>
+    public static readonly KernelGlobal KernelCpustat = new("kernel_cpustat", "struct kernel_cpustat (per-CPU)", "kernel/sched/core.c, 3.2+");
+
+    /// <summary>Each CPU's NO_HZ state, with its idle and iowait sleep times.</summary>
+    public static readonly KernelGlobal TickCpuSched = new("tick_cpu_sched", "struct tick_sched (per-CPU)", "kernel/time/tick-sched.c, static: in kallsyms with CONFIG_KALLSYMS_ALL");
+
+    /// <summary>Whether any CPU has switched to NO_HZ mode; bit 0 is the flag.</summary>
+    public static readonly KernelGlobal TickNohzActive = new("tick_nohz_active", "unsigned long", "kernel/time/tick-sched.c, CONFIG_NO_HZ_COMMON (an int in its first versions: only its low 32 bits are read)");
+
+    /// <summary>Each CPU's run queue.</summary>
+    public static readonly KernelGlobal Runqueues = new("runqueues", "struct rq (per-CPU)", "kernel/sched/core.c, all versions");
+
     /// <summary>Every global above, for documentation and tests.</summary>
     public static IReadOnlyList<KernelGlobal> All { get; } =
-        [InitTask, Avenrun, NrThreads, SwapInfo, NrSwapfiles, TkCore, NrCpuIds, CpuOnlineMask, PerCpuOffset, PcpuHot, CurrentTask, VmemmapBase];
+        [InitTask, Avenrun, NrThreads, SwapInfo, NrSwapfiles, TkCore, NrCpuIds, CpuOnlineMask, PerCpuOffset, PcpuHot, CurrentTask, VmemmapBase,
+         CpuPossibleMask, KernelCpustat, TickCpuSched, TickNohzActive, Runqueues];
 }

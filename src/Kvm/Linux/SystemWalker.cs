@@ -27,12 +27,27 @@ internal sealed class SystemWalker
         return new LoadAverage(Value(0), Value(1), Value(2), threads);
     }
 
+    /// <summary>Reads the kernel's clocks from the timekeeper: uptime, wall time and boot time.</summary>
+    public KernelClock Clock()
+    {
+        var (mono, boot, wall) = ReadTimekeeper();
+        var uptime = TimeSpan.FromTicks((mono + boot) / 100);
+        DateTimeOffset? wallTime = wall > 0 && wall < 253402300799 ? DateTimeOffset.FromUnixTimeSeconds(wall) : null;
+        return new KernelClock(uptime, wallTime, wallTime - uptime, "tk_core.timekeeper");
+    }
+
+    /// <summary>
+    /// CLOCK_MONOTONIC (what <c>ktime_get()</c> returns) at the dump, in nanoseconds, as of the timekeeper's last
+    /// update: the clocksource cycles counted since that update are not in memory, so this is up to one tick behind.
+    /// </summary>
+    public long MonotonicNanoseconds() => ReadTimekeeper().Mono;
+
     /// <summary>
     /// Reads the timekeeper: <c>tk_core</c> is <c>struct { seqcount_raw_spinlock_t seq; struct timekeeper
     /// timekeeper; }</c> (kernel/time/timekeeping.c), an anonymous type, so the timekeeper's offset is the sequence
     /// counter's size rounded up to the timekeeper's 8-byte alignment.
     /// </summary>
-    public KernelClock Clock()
+    private (long Mono, long Boot, long Wall) ReadTimekeeper()
     {
         var t = _k.Types;
         if (_k.Symbol(KernelGlobals.TkCore.Name) is { } tkCore && t.TryGetField("timekeeper.tkr_mono", out var tkrMono) &&
@@ -54,9 +69,7 @@ internal sealed class SystemWalker
 
             long boot = unchecked((long)_k.ReadU64(tk + (ulong)offsBoot.Offset, "timekeeper.offs_boot"));
             long wall = unchecked((long)_k.ReadU64(tk + (ulong)xtimeSec.Offset, "timekeeper.xtime_sec"));
-            var uptime = TimeSpan.FromTicks((mono + boot) / 100);
-            DateTimeOffset? wallTime = wall > 0 && wall < 253402300799 ? DateTimeOffset.FromUnixTimeSeconds(wall) : null;
-            return new KernelClock(uptime, wallTime, wallTime - uptime, "tk_core.timekeeper");
+            return (mono, boot, wall);
         }
 
         throw new KvmException(KvmErrorCode.KernelType, "uptime: the kernel's timekeeper (tk_core, struct timekeeper) is not described by the type information available");
@@ -84,7 +97,8 @@ internal sealed class SystemWalker
             ulong task = 0;
             int? taskPid = null;
             string? taskComm = null;
-            if (current is { } cur && isOnline && _k.TryReadPointer(cur + offsets[cpu] + (ulong)currentFieldOffset, out task) && task != 0 && pid is { } pidField && comm is { } commField)
+            // A corrupt offset wraps around 2^64 here, and the read then fails quietly like any bad address.
+            if (current is { } cur && isOnline && _k.TryReadPointer(unchecked(cur + offsets[cpu] + (ulong)currentFieldOffset), out task) && task != 0 && pid is { } pidField && comm is { } commField)
             {
                 try
                 {
@@ -141,7 +155,8 @@ internal sealed class SystemWalker
             throw new ArgumentOutOfRangeException(nameof(cpu), cpu, $"CPU {cpu} is not below nr_cpu_ids ({_offsets.Length})");
         }
 
-        return symbolAddress + _offsets[cpu];
+        // Unchecked: a corrupt offset gives a wrapped address, whose read then faults with a clear error.
+        return unchecked(symbolAddress + _offsets[cpu]);
     }
 
     // Linux 6.2 gathered the hot per-CPU variables into struct pcpu_hot (current_task among them); before, the

@@ -27,11 +27,33 @@ public static class FakeKernelLayout
     public const ulong SwpWriteOk = 2;
     public const ulong SwpBlkdev = 0x40;
 
+    // enum cpu_usage_stat, renumbered on purpose (real: USER 0, NICE 1, SYSTEM 2, SOFTIRQ 3, IRQ 4, IDLE 5, IOWAIT 6,
+    // STEAL 7, GUEST 8, GUEST_NICE 9): kernel_cpustat.cpustat is indexed by these values.
+    public const int CputimeUser = 3;
+    public const int CputimeNice = 7;
+    public const int CputimeSystem = 0;
+    public const int CputimeSoftIrq = 9;
+    public const int CputimeIrq = 1;
+    public const int CputimeIdle = 5;
+    public const int CputimeIoWait = 2;
+    public const int CputimeSteal = 8;
+    public const int CputimeGuest = 4;
+    public const int CputimeGuestNice = 6;
+
+    // kernel/time/tick-sched.h, 6.9+: TS_FLAG_IDLE_ACTIVE in tick_sched.flags.
+    public const ulong TsFlagIdleActive = 1UL << 2;
+
     public static readonly IReadOnlyList<(string Enum, (string Name, int Value)[] Values)> Enums =
     [
         ("pid_type", [("PIDTYPE_PID", PidTypePid), ("PIDTYPE_SID", PidTypeSid), ("PIDTYPE_TGID", PidTypeTgid), ("PIDTYPE_PGID", PidTypePgid), ("PIDTYPE_MAX", 4)]),
         ("", [("SWP_USED", 1), ("SWP_WRITEOK", 2), ("SWP_DISCARDABLE", 4), ("SWP_DISCARDING", 8), ("SWP_SOLIDSTATE", 16), ("SWP_CONTINUED", 32), ("SWP_BLKDEV", 64)]),
         ("mm_counter_type", [("MM_FILEPAGES", 0), ("MM_ANONPAGES", 1), ("MM_SWAPENTS", 2), ("MM_SHMEMPAGES", 3), ("NR_MM_COUNTERS", 4)]),
+        ("cpu_usage_stat",
+        [
+            ("CPUTIME_USER", CputimeUser), ("CPUTIME_NICE", CputimeNice), ("CPUTIME_SYSTEM", CputimeSystem), ("CPUTIME_SOFTIRQ", CputimeSoftIrq),
+            ("CPUTIME_IRQ", CputimeIrq), ("CPUTIME_IDLE", CputimeIdle), ("CPUTIME_IOWAIT", CputimeIoWait), ("CPUTIME_STEAL", CputimeSteal),
+            ("CPUTIME_GUEST", CputimeGuest), ("CPUTIME_GUEST_NICE", CputimeGuestNice), ("NR_STATS", 10),
+        ]),
     ];
 
     /// <summary>Every definition, dependencies first. Names starting with '@' are anonymous.</summary>
@@ -114,6 +136,16 @@ public static class FakeKernelLayout
             ("xtime_nsec", "u64", 0x20), ("base", "long", 0x28), ("base_real", "u64", 0x30)),
         S("pcpu_hot", 64, ("preempt_count", "int", 0x8), ("current_task", "*", 0x10), ("cpu_number", "int", 0x18)),
         S("timekeeper", 0x118, ("xtime_sec", "u64", 0x8), ("tkr_mono", "tk_read_base", 0x40), ("tkr_raw", "tk_read_base", 0x78), ("offs_boot", "long", 0xc0)),
+
+        // CPU times: kernel_cpustat, the NO_HZ state (both the bitfield idle_active of up to 6.8 and the flags word of
+        // 6.9+, idle_active on a different bit than TS_FLAG_IDLE_ACTIVE) and the run queue's iowait count.
+        S("kernel_cpustat", 80, ("cpustat", "u64[10]", 0)),
+        new Def("tick_sched", 0x100, false,
+        [
+            new("flags", "ulong", 0x8), new("inidle", "uint", 0x40, 0, 1), new("tick_stopped", "uint", 0x40, 1, 1), new("idle_active", "uint", 0x40, 3, 1),
+            new("idle_entrytime", "long", 0x60), new("iowait_sleeptime", "long", 0x78), new("idle_sleeptime", "long", 0x90),
+        ]),
+        S("rq", 0x200, ("nr_running", "uint", 0), ("nr_iowait", "atomic_t", 0x98)),
 
         // printk: the lockless ring as PrintkRingBuilder writes it (the x86-64 6.1 layout; it is not ours to move).
         S("prb_data_blk_lpos", 16, ("begin", "ulong", 0), ("next", "ulong", 8)),

@@ -19,13 +19,20 @@ public sealed class FakeKernelObjects
     // Per-CPU variables are offsets into the per-CPU area (the existing map has __per_cpu_start 0, current_task 0x1f000).
     public const ulong CurrentTaskPerCpu = 0x1f000;
     public const ulong RunqueuesPerCpu = 0x2c000;
+    public const ulong KernelCpustatPerCpu = 0x20000;
+    public const ulong TickCpuSchedPerCpu = 0x23000;
 
     private const ulong GlobalsOffset = 0x400000;
     private const ulong BtfOffset = 0x600000;
     private const ulong ObjectsPhysical = 0x10000000;
 
     private readonly Dictionary<string, ulong> _globals = [];
-    private readonly Dictionary<string, ulong> _perCpu = new() { ["runqueues"] = RunqueuesPerCpu };
+    private readonly Dictionary<string, ulong> _perCpu = new()
+    {
+        ["runqueues"] = RunqueuesPerCpu,
+        ["kernel_cpustat"] = KernelCpustatPerCpu,
+        ["tick_cpu_sched"] = TickCpuSchedPerCpu,
+    };
     private ulong _nextGlobal = GlobalsOffset;
     private ulong _nextPhysical = ObjectsPhysical;
 
@@ -54,6 +61,8 @@ public sealed class FakeKernelObjects
         TkCore = Global("tk_core", 8 + L.SizeOf("timekeeper"));
         Prb = Global("prb", 8);
         PrintkRing = Global("printk_rb_dynamic", L.SizeOf("printk_ringbuffer"));
+        CpuPossibleMask = Global("__cpu_possible_mask", 8 * 128);
+        TickNohzActive = Global("tick_nohz_active", 8);
         SetCpus(1, 1, [InitTask]);
     }
 
@@ -80,6 +89,10 @@ public sealed class FakeKernelObjects
     public ulong Prb { get; }
 
     public ulong PrintkRing { get; }
+
+    public ulong CpuPossibleMask { get; }
+
+    public ulong TickNohzActive { get; }
 
     /// <summary>Member types the BTF states instead of the layout's (<c>struct.member</c> → type).</summary>
     public Dictionary<string, string> BtfMemberTypeOverrides { get; } = [];
@@ -429,13 +442,15 @@ public sealed class FakeKernelObjects
     }
 
     /// <summary>
-    /// nr_cpu_ids, __cpu_online_mask, a per-CPU area for each CPU (__per_cpu_offset[cpu] = area - __per_cpu_start)
-    /// and current_task in each. Returns the per-CPU offsets.
+    /// nr_cpu_ids, __cpu_online_mask, __cpu_possible_mask (every id below nr_cpu_ids unless
+    /// <paramref name="possibleMask"/> says otherwise), a per-CPU area for each CPU (__per_cpu_offset[cpu] = area -
+    /// __per_cpu_start) and current_task in each. Returns the per-CPU offsets.
     /// </summary>
-    public ulong[] SetCpus(int nrCpuIds, ulong onlineMask, ulong[] currentTasks)
+    public ulong[] SetCpus(int nrCpuIds, ulong onlineMask, ulong[] currentTasks, ulong? possibleMask = null)
     {
         WriteU32(NrCpuIds, (uint)nrCpuIds);
         WriteU64(CpuOnlineMask, onlineMask);
+        WriteU64(CpuPossibleMask, possibleMask ?? (nrCpuIds >= 64 ? ulong.MaxValue : (1UL << nrCpuIds) - 1));
         var offsets = new ulong[nrCpuIds];
         for (int cpu = 0; cpu < nrCpuIds; cpu++)
         {
@@ -455,6 +470,48 @@ public sealed class FakeKernelObjects
 
     /// <summary>Writes <paramref name="value"/> at a per-CPU offset in CPU <paramref name="cpu"/>'s area.</summary>
     public void WritePerCpu(int cpu, ulong offset, ulong value) => WriteU64(ReadU64(PerCpuOffset + (ulong)(cpu * 8)) + offset, value);
+
+    /// <summary>The address of a per-CPU variable (an offset into the per-CPU area) on CPU <paramref name="cpu"/>.</summary>
+    public ulong PerCpu(int cpu, ulong offset) => ReadU64(PerCpuOffset + (ulong)(cpu * 8)) + offset;
+
+    /// <summary>Writes CPU <paramref name="cpu"/>'s kernel_cpustat, in nanoseconds, at the BTF's enum cpu_usage_stat indices.</summary>
+    public void SetCpuStat(int cpu, ulong user = 0, ulong nice = 0, ulong system = 0, ulong idle = 0, ulong ioWait = 0, ulong irq = 0, ulong softIrq = 0,
+        ulong steal = 0, ulong guest = 0, ulong guestNice = 0)
+    {
+        ulong stat = PerCpu(cpu, KernelCpustatPerCpu) + Off("kernel_cpustat.cpustat");
+        foreach (var (index, value) in new[]
+        {
+            (L.CputimeUser, user), (L.CputimeNice, nice), (L.CputimeSystem, system), (L.CputimeIdle, idle), (L.CputimeIoWait, ioWait),
+            (L.CputimeIrq, irq), (L.CputimeSoftIrq, softIrq), (L.CputimeSteal, steal), (L.CputimeGuest, guest), (L.CputimeGuestNice, guestNice),
+        })
+        {
+            WriteU64(stat + (ulong)(index * 8), value);
+        }
+    }
+
+    /// <summary>
+    /// Writes CPU <paramref name="cpu"/>'s tick_cpu_sched sleep times (ktime_t nanoseconds) and whether it is idle now,
+    /// both as the idle_active bitfield and as TS_FLAG_IDLE_ACTIVE in flags.
+    /// </summary>
+    public void SetTickSched(int cpu, long idleSleeptime, long iowaitSleeptime, long idleEntrytime, bool idleActive)
+    {
+        ulong ts = PerCpu(cpu, TickCpuSchedPerCpu);
+        // ktime_t is s64: a negative value (corruption tests) is stored in two's complement.
+        Set(ts, "tick_sched.idle_sleeptime", unchecked((ulong)idleSleeptime));
+        Set(ts, "tick_sched.iowait_sleeptime", unchecked((ulong)iowaitSleeptime));
+        Set(ts, "tick_sched.idle_entrytime", unchecked((ulong)idleEntrytime));
+        Set(ts, "tick_sched.idle_active", idleActive ? 1UL : 0);
+        Set(ts, "tick_sched.flags", idleActive ? L.TsFlagIdleActive : 0);
+    }
+
+    /// <summary>Writes runqueues.nr_iowait of CPU <paramref name="cpu"/>.</summary>
+    public void SetNrIowait(int cpu, int tasks) => Set(PerCpu(cpu, RunqueuesPerCpu), "rq.nr_iowait", (uint)tasks, 4);
+
+    /// <summary>Writes tick_nohz_active (bit 0: some CPU switched to NO_HZ mode).</summary>
+    public void SetNohzActive(bool active) => WriteU64(TickNohzActive, active ? 1UL : 0);
+
+    /// <summary>Leaves a global out of the System.map, as a kernel without it (or a namelist without data symbols) would.</summary>
+    public void RemoveSymbol(string name) => _globals.Remove(name);
 
     /// <summary>tk_core: { seqcount_raw_spinlock_t seq; struct timekeeper timekeeper; }.</summary>
     public void SetClock(long monoBaseNs, long offsBootNs, long xtimeSec)
@@ -510,6 +567,9 @@ public sealed class FakeKernelObjects
             {
                 sb.Append($"{offset:x16} D {name}\n");
             }
+
+            // As in a real System.map: the per-CPU section's end, an absolute symbol past the last variable.
+            sb.Append($"{(_perCpu.Values.Max() + 0x1000) & ~0xfffUL:x16} A __per_cpu_end\n");
 
             foreach (var (name, va) in _globals.OrderBy(g => g.Value))
             {

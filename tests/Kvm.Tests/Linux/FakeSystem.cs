@@ -17,6 +17,14 @@ namespace Kvm.Tests.Linux;
 /// 300  100  100 100  defunct       Z         1000/1000  100/100    pts300  zombie
 /// 400  100  400 100  vim           T         1000/1000  100/100    pts300  stopped
 /// </code>
+/// CPUs 0-3, CPU 2 offline. CPU times in nanoseconds (NO_HZ active; the monotonic clock is <see cref="MonotonicNow"/>):
+/// <code>
+/// cpu  user          nice     system      idle (cpustat)  iowait  irq     softirq  steal    guest   guest_nice  tick_cpu_sched
+///   0  100.005 s     2 s      30 s        999 s           1 s     0.5 s   0.25 s   0.125 s  10 s    1 s         busy; slept 12000.000123456 s idle, 5.5 s iowait
+///   1  7 s           0        3 s         8 s             4 s     10 ms   0        0        0       0           idle for 1.5 s, no I/O waited for; slept 12300 s, 20 s
+///   2  1 s           0        2 s         60 s            3 s     0       0        0        0       0           offline (its tick_cpu_sched says 77 s, 77 s, idle)
+///   3  0.5 s         0.25 s   0.75 s      1 ms            2 ms    0       5 s      0        0       0           idle for 0.25 s with 2 tasks waiting for I/O; slept 12000 s, 40.000000999 s
+/// </code>
 /// </summary>
 public sealed class FakeSystem
 {
@@ -29,6 +37,9 @@ public sealed class FakeSystem
     public const ulong SwapOffset = 0x1234;
     public const uint PipeInode = 12345;
     public const uint TtyNr = 0x10882c; // new_encode_dev(MKDEV(136, 300)): (300 & 0xff) | 136 << 8 | (300 & ~0xff) << 12
+
+    // tkr_mono.base: CLOCK_MONOTONIC at the dump, 12345.6789 s (uptime adds offs_boot's 5 s).
+    public const long MonotonicNow = 12_345_678_900_000;
 
     public static readonly byte[] SystemdArgs = Encoding.ASCII.GetBytes("/sbin/init\0splash\0");
     public static readonly byte[] SystemdEnv = Encoding.ASCII.GetBytes("HOME=/\0TERM=linux\0");
@@ -144,7 +155,18 @@ public sealed class FakeSystem
         ulong partition = k.NewSwapInfo(FakeKernelLayout.SwpUsed | FakeKernelLayout.SwpBlkdev, 10, 524288, 524287, 17, k.NewFile(rootMnt, sda2, 0x8002, 0));
         k.SetSwap(SwapFile, unused, partition, 0);
         PerCpuOffsets = k.SetCpus(4, 0b1011, [k.InitTask, Systemd, Python, Thread201]);
-        k.SetClock(12_345_678_900_000, 5_000_000_000, 1_700_000_000);
+        k.SetClock(MonotonicNow, 5_000_000_000, 1_700_000_000);
+        k.SetNohzActive(true);
+        k.SetCpuStat(0, user: 100_005_000_000, nice: 2_000_000_000, system: 30_000_000_000, idle: 999_000_000_000, ioWait: 1_000_000_000, irq: 500_000_000,
+            softIrq: 250_000_000, steal: 125_000_000, guest: 10_000_000_000, guestNice: 1_000_000_000);
+        k.SetTickSched(0, 12_000_000_123_456, 5_500_000_000, 12_000_000_000_000, idleActive: false);
+        k.SetCpuStat(1, user: 7_000_000_000, system: 3_000_000_000, idle: 8_000_000_000, ioWait: 4_000_000_000, irq: 10_000_000);
+        k.SetTickSched(1, 12_300_000_000_000, 20_000_000_000, MonotonicNow - 1_500_000_000, idleActive: true);
+        k.SetCpuStat(2, user: 1_000_000_000, system: 2_000_000_000, idle: 60_000_000_000, ioWait: 3_000_000_000);
+        k.SetTickSched(2, 77_000_000_000, 77_000_000_000, 0, idleActive: true);
+        k.SetCpuStat(3, user: 500_000_000, nice: 250_000_000, system: 750_000_000, idle: 1_000_000, ioWait: 2_000_000, softIrq: 5_000_000_000);
+        k.SetTickSched(3, 12_000_000_000_000, 40_000_000_999, MonotonicNow - 250_000_000, idleActive: true);
+        k.SetNrIowait(3, 2);
         var ring = new PrintkRingBuilder();
         ring.Add("Linux version 6.1.0-fake-amd64", timestamp: 0, level: 5);
         ring.Add("Command line: root=/dev/sda1 ro", timestamp: 1_000, level: 6, caller: 0x8000_0000);
