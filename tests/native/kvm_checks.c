@@ -9,7 +9,7 @@
  *   4   native vs non-native open without a resolver (every image this library opens on this host
  *       is native; kvm_native is checked instead);
  *   5   (first half) kvm_nlist of a non-native vmcore;
- *   12, 13  kvm_walk_pages on full ELF dumps vs minidumps (see kvm_pending.c for our kvm_walk_pages);
+ *   12, 13  kvm_walk_pages on full ELF dumps vs minidumps (see kvm_walk.c for our kvm_walk_pages);
  *   14  kvm_kerndisp == 0 on amd64 dumps: ours documents the KASLR displacement instead, which is
  *       checked against the truth here;
  *   15  kvm_getprocs on a non-native dump, and kvm_getargv failing on every dump: ours reads argv
@@ -354,7 +354,7 @@ static void check_cpus(kvm_t *kd)
 	check(kvm_getmaxcpu(NULL) == 0, "5.5-17 kvm_getmaxcpu(NULL) returns 0", "did not");
 	void *p = kvm_getpcpu(NULL, 0);
 	check(p == NULL, "5.5-17 kvm_getpcpu(NULL, 0) returns NULL", "returned %p", p);
-	/* kvm_getcptime(NULL, NULL) == 0 is checked by kvm_pending.c, with the functions still being written. */
+	/* kvm_getcptime(NULL, NULL) == 0 is checked by kvm_cptime.c. */
 
 	int max = kvm_getmaxcpu(kd), online = kvm_getncpus(kd);
 	check(max == cpus, "kvm_getmaxcpu is nr_cpu_ids, the guest's CPU count", "returned %d, the guest had %d", max, cpus);

@@ -264,6 +264,13 @@ public static class NativeToolchain
             $"banner {v.ProcVersion}",
             $"marker {truth.GetProperty("kmsgMarker").GetString()}",
         };
+        // /proc/stat's cpu line as FreeBSD's CPUSTATES: user, nice, system, irq + softirq, idle + iowait.
+        if (TruthProcStat.AtStop(v) is { } stat)
+        {
+            long[] t = stat.Total;
+            lines.Add($"cptime_at_stop {t[0]} {t[1]} {t[2]} {t[5] + t[6]} {t[3] + t[4]}");
+        }
+
         foreach (var s in truth.GetProperty("kallsyms").EnumerateObject())
         {
             lines.Add($"sym {s.Name} 0x{s.Value.GetString()}");

@@ -1,17 +1,11 @@
 /*
- * kvm_pending.c - kvm_getcptime and kvm_walk_pages, which kvm.h declares.
+ * kvm_walk.c - kvm_walk_pages, which kvm.h declares (struct kvm_page, LIBKVM_WALK_PAGES_VERSION 2).
  *
- *   kvm_pending -M core [-N namelist] -E expect
+ *   kvm_walk -M core [-N namelist]
  *
- * Kept apart from kvm_checks.c so that, while libkvm.so does not define these two functions yet,
- * only this program fails (to link), not the others.
+ * Kept apart from the other programs so that, while libkvm.so does not define kvm_walk_pages yet,
+ * only this one fails (to link).
  *
- * kvm_getcptime (FreeBSD: the sum of every CPU's pc_cp_time on a dump):
- *   - kvm_getcptime(NULL, NULL) returns 0 (libkvm-api.md 5.5-17);
- *   - on the dump it returns 0 and CPUSTATES non-negative tick counts that are the sums of
- *     kvm_getpcpu's pc_cp_time over the online CPUs (kvm.h: USER_HZ ticks, as /proc/stat), with
- *     some idle time, and no more time in all than the CPUs had since boot.
- * kvm_walk_pages (kvm.h's struct kvm_page, LIBKVM_WALK_PAGES_VERSION 2):
  *   - a callback that returns 0 stops the walk after one page and the walk returns 0;
  *   - a complete walk returns 1; every record has kp_version 2, a length of 4 KiB, 2 MiB or 1 GiB,
  *     a physical address aligned to it, VM_PROT_READ, and a direct-map address of
@@ -74,51 +68,6 @@ static int visit(struct kvm_page *p, void *closure)
 	return 1;
 }
 
-static void check_cptime(kvm_t *kd)
-{
-	check(kvm_getcptime(NULL, NULL) == 0, "5.5-17 kvm_getcptime(NULL, NULL) returns 0", "did not");
-
-	long cp[CPUSTATES];
-	for (int i = 0; i < CPUSTATES; i++)
-		cp[i] = -12345;
-	int r = kvm_getcptime(kd, cp);
-	if (!check(r == 0, "kvm_getcptime returns 0", "returned %d: %s", r, kvm_geterr(kd)))
-		return;
-	long total = 0;
-	int negative = 0;
-	for (int i = 0; i < CPUSTATES; i++) {
-		total += cp[i];
-		negative |= cp[i] < 0;
-	}
-	check(!negative && cp[CP_IDLE] > 0, "kvm_getcptime fills CPUSTATES non-negative counts with some idle time", "user %ld nice %ld sys %ld intr %ld idle %ld",
-	      cp[CP_USER], cp[CP_NICE], cp[CP_SYS], cp[CP_INTR], cp[CP_IDLE]);
-
-	int cpus = (int)expect_u64("cpus");
-	const char *up = expect_str("uptime");
-	double uptime = up != NULL ? strtod(up, NULL) : 0;
-	/* The dump was taken within seconds of the guest's uptime reading. */
-	check(uptime > 0 && (double)total <= (uptime + 10.0) * cpus * 100.0, "kvm_getcptime's total is no more than the CPUs' time since boot",
-	      "total %ld ticks, %d CPUs up %.2f s", total, cpus, uptime);
-
-	long sum[CPUSTATES] = {0};
-	int got = 0;
-	for (int cpu = 0; cpu < kvm_getmaxcpu(kd); cpu++) {
-		struct pcpu *pc = kvm_getpcpu(kd, cpu);
-		if (pc == NULL || pc == (void *)-1)
-			continue;
-		for (int i = 0; i < CPUSTATES; i++)
-			sum[i] += pc->pc_cp_time[i];
-		got++;
-		char what[96];
-		snprintf(what, sizeof(what), "kvm_getpcpu(%d) pc_cp_time has some idle time", cpu);
-		check(pc->pc_cp_time[CP_IDLE] > 0, what, "user %ld nice %ld sys %ld intr %ld idle %ld", pc->pc_cp_time[CP_USER], pc->pc_cp_time[CP_NICE],
-		      pc->pc_cp_time[CP_SYS], pc->pc_cp_time[CP_INTR], pc->pc_cp_time[CP_IDLE]);
-		free(pc);
-	}
-	check(got == cpus && memcmp(sum, cp, sizeof(sum)) == 0, "kvm_getcptime is the sum of every CPU's pc_cp_time",
-	      "%d CPUs; sums %ld %ld %ld %ld %ld, kvm_getcptime %ld %ld %ld %ld %ld", got, sum[0], sum[1], sum[2], sum[3], sum[4], cp[0], cp[1], cp[2], cp[3], cp[4]);
-}
-
 static void check_walk(kvm_t *kd)
 {
 	struct walk w;
@@ -148,12 +97,10 @@ static void check_walk(kvm_t *kd)
 int main(int argc, char **argv)
 {
 	ktest_options(argc, argv);
-	expect_load();
 	char errbuf[_POSIX2_LINE_MAX] = "";
 	kvm_t *kd = kvm_openfiles(opt_namelist, opt_core, NULL, O_RDONLY, errbuf);
 	if (kd == NULL)
 		bail("kvm_openfiles of the dump", "%s", errbuf);
-	check_cptime(kd);
 	check_walk(kd);
 	kvm_close(kd);
 	return ktest_done();
