@@ -182,7 +182,7 @@ public sealed class ProcessTests
         var full = image.GetArguments(p);
         var cut = image.GetArguments(p, 10);
         Assert.True(cut.Truncated);
-        Assert.Equal(full.Values[0].AsSpan(0, 10).ToArray(), cut.Values[0]);
+        Assert.Equal(full.Values[0].AsSpan(0, 9).ToArray(), cut.Values[0]); // nchr 10: 9 bytes and the NUL
     }
 
     [LabFact]

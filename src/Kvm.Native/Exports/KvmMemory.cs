@@ -79,16 +79,17 @@ internal static unsafe class KvmMemory
         return -1;
     }
 
+    // As FreeBSD, whether the image may be written is checked first: even a 0-byte write to a read-only
+    // descriptor fails and sets the error text (FreeBSD's kvm_geterr test relies on it).
     private static nint WriteKernel(nint kd, nuint address, byte* buffer, nuint length) =>
         ExportGuard.Run(kd, (nint)(-1), k =>
         {
-            if (length == 0)
+            if (length != 0)
             {
-                return 0;
+                CheckBuffer(buffer, length);
             }
 
-            CheckBuffer(buffer, length);
-            k.Image.Write(address, new ReadOnlySpan<byte>(buffer, (int)length));
+            k.Image.Write(address, length == 0 ? [] : new ReadOnlySpan<byte>(buffer, (int)length));
             return (nint)length;
         });
 

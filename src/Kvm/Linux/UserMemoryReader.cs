@@ -111,6 +111,14 @@ internal sealed class UserMemoryReader
         ulong areaLength = end > start ? end - start : 0;
         bool truncated = (ulong)Math.Min(limit, long.MaxValue) < areaLength;
         var bytes = Read(process, start, end, limit, out string? reason, out var faultReason);
+
+        // nchr counts the NULs: a string cut by the limit ends with a NUL in the limit's last byte, as libkvm's
+        // kvm_argv writes buf[nchr - 1] = '\0' on a truncated buffer, so it keeps one byte less.
+        if (truncated && bytes.Length == limit && bytes[^1] != 0)
+        {
+            bytes = bytes[..^1];
+        }
+
         var values = new List<byte[]>();
         int pos = 0;
         while (pos < bytes.Length)

@@ -55,7 +55,7 @@ public sealed class UserMemoryTests : IClassFixture<FakeSystemFixture>
         var eight = Image.GetArguments(systemd, maxBytes: 8);
         Assert.True(eight.Truncated);
         Assert.True(eight.IsComplete);
-        Assert.Equal(["/sbin/in"], eight.Strings);
+        Assert.Equal(["/sbin/i"], eight.Strings); // 7 bytes and the NUL
 
         var eleven = Image.GetArguments(systemd, maxBytes: 11);
         Assert.Equal(["/sbin/init"], eleven.Strings);
