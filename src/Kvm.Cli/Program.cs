@@ -33,6 +33,7 @@ internal static class Program
         root.Subcommands.Add(SwapinfoCommand.Create(io));
         root.Subcommands.Add(FstatCommand.Create(io));
         root.Subcommands.Add(PcpuCommand.Create(io));
+        root.Subcommands.Add(PagesCommand.Create(io));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
