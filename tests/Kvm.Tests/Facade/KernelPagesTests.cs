@@ -236,7 +236,7 @@ public sealed class KernelPagesTests
         var k = new FakeLinuxKernel(fiveLevel);
         for (ulong pa = 0x100000; pa < 0x107000; pa += 0x1000)
         {
-            k.Memory.Write(pa, KdumpBuilder.PatternPage((int)(pa >> 12)));
+            k.Memory.Write(pa, KdumpBuilder.PatternPage((int)((pa >> 12) & 0xff)));
         }
 
         ulong pob = k.PageOffsetBase;
