@@ -150,6 +150,30 @@ public sealed class KernelPagesTests
     }
 
     [Fact]
+    public void KcoreLayout_IsWalkedTheSameWay()
+    {
+        // /proc/kcore's layout (fs/proc/kcore.c): NT_TASKSTRUCT, and RAM segments at their direct-map address with
+        // p_paddr set. The live kernel is walked through the same code; here the file stands still.
+        var kernel = Kernel(false);
+        var elf = new ElfCoreBuilder().AddNote("CORE", 4, new byte[16]).AddVmcoreInfo(kernel.VmcoreInfoText);
+        foreach (var (start, data) in kernel.Memory.Runs())
+        {
+            elf.AddLoad(kernel.PageOffsetBase + start, start, data);
+        }
+
+        byte[] bytes = elf.Build();
+        using var file = new TempFile(bytes);
+        using var image = KernelImage.Open(file.Path);
+
+        var pages = image.EnumeratePages().ToList();
+
+        Assert.Equal(DumpFormat.Kcore, image.Format);
+        Assert.Equal(ExpectedKernelMap(kernel), pages.Where(p => p.IsKernelMapped).Select(p => (p.KernelMapAddress, p.PhysicalAddress, p.Length, (ulong)p.Protection)));
+        var vmcoreInfo = pages.Single(p => p.PhysicalAddress == kernel.VmcoreInfoPage);
+        Assert.Equal(kernel.Memory.Page(kernel.VmcoreInfoPage), bytes.AsSpan((int)vmcoreInfo.FileOffset, 4096).ToArray());
+    }
+
+    [Fact]
     public void WalkPages_StopsWhenTheCallbackSaysSo()
     {
         using var file = new TempFile(Kernel(false).ToElf());
