@@ -15,7 +15,7 @@ namespace Kvm.Memory;
 /// The direct map's region is <c>page_offset_base</c> plus the RAM size rounded up to a TiB: with
 /// CONFIG_RANDOMIZE_MEMORY the kernel sizes the region as max_pfn rounded up to a TiB plus a padding and places
 /// vmalloc after it (arch/x86/mm/kaslr.c, <c>kernel_randomize_memory</c>), and without it the region is fixed at
-/// 64 TiB (4 PiB with LA57) ahead of vmalloc (Documentation/x86/x86_64/mm.rst), so that span never reaches another
+/// 64 TiB (32 PiB with LA57) ahead of vmalloc (Documentation/x86/x86_64/mm.rst), so that span never reaches another
 /// region and covers every direct-map entry, which map RAM below max_pfn only (arch/x86/mm/init.c,
 /// <c>init_mem_mapping</c>).
 /// </para>
@@ -137,13 +137,23 @@ internal static class KernelPageWalker
     private static long FileOffset(PhysicalStorage storage, bool oneFile) =>
         storage.Kind == StorageKind.Plain && oneFile ? storage.FileOffset : -1;
 
+    /// <summary>Sets the bits of the pages [pa, pa + size) below <paramref name="bits"/>, a word at a time where it can.</summary>
     private static void Mark(ulong[] seen, ulong bits, ulong pa, ulong size)
     {
         ulong pfn = pa >> PageShift;
-        ulong end = Math.Min(bits, (pa >> PageShift) + (size >> PageShift));
-        for (; pfn < end; pfn++)
+        ulong end = Math.Min(bits, pfn + (size >> PageShift));
+        while (pfn < end)
         {
-            seen[pfn >> 6] |= 1UL << (int)(pfn & 63);
+            if ((pfn & 63) == 0 && end - pfn >= 64)
+            {
+                seen[pfn >> 6] = ulong.MaxValue;
+                pfn += 64;
+            }
+            else
+            {
+                seen[pfn >> 6] |= 1UL << (int)(pfn & 63);
+                pfn++;
+            }
         }
     }
 
