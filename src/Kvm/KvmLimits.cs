@@ -55,6 +55,14 @@ public sealed class KvmLimits
     public int MaxKernelLogRecords { get; init; } = 1 << 22;
 
     /// <summary>
+    /// Most page tables one enumeration of the kernel's page tables descends into (<see cref="KernelImage.EnumeratePages"/>).
+    /// Each table maps at most 512 pages, so 2^20 tables cover 2 TiB of 4 KiB kernel mappings outside the direct map,
+    /// far more than vmalloc, vmemmap and the modules of a real machine use; the cap stops corrupt tables whose entries
+    /// fan out without end.
+    /// </summary>
+    public int MaxPageTableWalkTables { get; init; } = 1 << 20;
+
+    /// <summary>
     /// Largest in-memory <c>kallsyms_names</c> table read, in bytes. Its end is not recorded anywhere, so this bounds
     /// the read when a corrupt length byte walks off the table (a real 150k-symbol kernel needs about 2 MiB).
     /// </summary>

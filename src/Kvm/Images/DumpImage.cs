@@ -65,6 +65,22 @@ internal abstract class DumpImage : IDisposable
     /// </summary>
     public abstract int ReadPhysical(ulong physicalAddress, Span<byte> buffer, out PhysicalReadStatus status);
 
+    /// <summary>
+    /// Says where the <paramref name="length"/> bytes at <paramref name="physicalAddress"/> are kept, without reading
+    /// or decompressing them: plain and contiguous in one file (with the offset on disk), stored some other way, or
+    /// not readable and why. Throws <see cref="CorruptImageException"/> only for corrupt structures, as
+    /// <see cref="ReadPhysical"/> does.
+    /// </summary>
+    public abstract PhysicalStorage Locate(ulong physicalAddress, ulong length);
+
+    /// <summary>
+    /// The physical ranges whose bytes the image holds, ascending and coalesced: <see cref="PhysicalRanges"/> without
+    /// excluded pages and without what a truncated file lacks. Lazy, so a fragmented kdump bitmap is never turned
+    /// into one large list. A compressed image cannot know without reading descriptors that an incomplete dump lost
+    /// a page; <see cref="Locate"/> says so per page.
+    /// </summary>
+    public abstract IEnumerable<PhysicalRange> EnumerateStoredRanges();
+
     /// <summary>Writes in place at <paramref name="physicalAddress"/>; returns the bytes written.</summary>
     public virtual int WritePhysical(ulong physicalAddress, ReadOnlySpan<byte> data) =>
         throw new KvmException(KvmErrorCode.NotSupported, $"writing is not supported for {Description} images");

@@ -81,6 +81,88 @@ internal abstract class FileBackedImage : DumpImage
         return done;
     }
 
+    public override PhysicalStorage Locate(ulong physicalAddress, ulong length)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(length);
+        ulong done = 0;
+        long firstOffset = -1;
+        bool contiguous = true;
+        while (done < length)
+        {
+            if (ulong.MaxValue - physicalAddress < done || !_map.TryFind(physicalAddress + done, out var e))
+            {
+                return PhysicalStorage.Of(StorageKind.NotInImage);
+            }
+
+            ulong inSegment = physicalAddress + done - e.Start;
+            if (inSegment >= e.FileLength)
+            {
+                return PhysicalStorage.Of(StorageKind.Excluded);
+            }
+
+            ulong chunk = Math.Min(length - done, e.FileLength - inSegment);
+            if (inSegment >= (ulong)(File.Length - Math.Min(e.FileOffset, File.Length)))
+            {
+                // The segment's data would start at or past the end of the file.
+                return PhysicalStorage.Of(StorageKind.Truncated);
+            }
+
+            long offset = e.FileOffset + (long)inSegment;
+            if (chunk > (ulong)(File.Length - offset))
+            {
+                return PhysicalStorage.Of(StorageKind.Truncated);
+            }
+            if (done == 0)
+            {
+                firstOffset = offset;
+            }
+            else if (offset != firstOffset + (long)done)
+            {
+                contiguous = false;
+            }
+
+            done += chunk;
+        }
+
+        return contiguous ? PhysicalStorage.PlainAt(0, firstOffset) : PhysicalStorage.Of(StorageKind.Stored);
+    }
+
+    public override IEnumerable<PhysicalRange> EnumerateStoredRanges()
+    {
+        // Each entry holds its first FileLength bytes, of which the file may cut off the tail (a truncated dump).
+        ulong start = 0;
+        ulong end = 0;
+        bool any = false;
+        foreach (var e in _map.Entries)
+        {
+            ulong held = e.FileOffset >= File.Length ? 0 : Math.Min(e.FileLength, (ulong)(File.Length - e.FileOffset));
+            if (held == 0)
+            {
+                continue;
+            }
+
+            if (any && e.Start == end)
+            {
+                end += held;
+                continue;
+            }
+
+            if (any)
+            {
+                yield return new PhysicalRange(start, end - start);
+            }
+
+            start = e.Start;
+            end = e.Start + held;
+            any = true;
+        }
+
+        if (any)
+        {
+            yield return new PhysicalRange(start, end - start);
+        }
+    }
+
     public override int WritePhysical(ulong physicalAddress, ReadOnlySpan<byte> data)
     {
         if (!File.CanWrite)

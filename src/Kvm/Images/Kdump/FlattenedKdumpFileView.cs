@@ -126,6 +126,24 @@ internal sealed class FlattenedKdumpFileView : IKdumpFileView
         return total;
     }
 
+    /// <inheritdoc/>
+    /// <remarks>The record index gives it: the range must lie inside one resolved segment (a hole has no bytes on disk).</remarks>
+    public long FileOffsetOf(long offset, long length)
+    {
+        if (offset < 0 || length < 0 || offset >= Length)
+        {
+            return -1;
+        }
+
+        int i = FindSegment(offset);
+        if (i < 0 || offset - _segStart[i] >= _segLength[i] || length > _segLength[i] - (offset - _segStart[i]))
+        {
+            return -1;
+        }
+
+        return _segFileOffset[i] + (offset - _segStart[i]);
+    }
+
     /// <summary>The index of the last segment starting at or before <paramref name="offset"/>, or -1.</summary>
     private int FindSegment(long offset)
     {

@@ -24,6 +24,13 @@ internal interface IKdumpFileView
     /// returns the count read, which is short only at the end of the file. Thread-safe.
     /// </summary>
     int Read(long offset, Span<byte> buffer);
+
+    /// <summary>
+    /// The offset in the file on disk where the <paramref name="length"/> bytes at <paramref name="offset"/> of the
+    /// (reassembled) file lie contiguously, or -1 when they do not (beyond the end, or spread over several records
+    /// or a hole of a flattened file).
+    /// </summary>
+    long FileOffsetOf(long offset, long length);
 }
 
 /// <summary>A kdump file read as it is on disk.</summary>
@@ -48,4 +55,8 @@ internal sealed class PlainKdumpFileView : IKdumpFileView
 
     /// <inheritdoc/>
     public int Read(long offset, Span<byte> buffer) => _file.Read(offset, buffer);
+
+    /// <inheritdoc/>
+    public long FileOffsetOf(long offset, long length) =>
+        offset >= 0 && length >= 0 && offset <= _file.Length - length ? offset : -1;
 }

@@ -160,11 +160,35 @@ internal sealed class KdumpBitmap
         return runs;
     }
 
-    /// <summary>The first bit at or after <paramref name="from"/> that is set (or clear), or <see cref="BitCount"/>.</summary>
-    private ulong Next(ulong from, bool set)
+    /// <summary>
+    /// The runs of bits set both here and in <paramref name="other"/> (same size), lazily, in order: the dumpable
+    /// pages of a dump without building a list, however fragmented filtering left them.
+    /// </summary>
+    public IEnumerable<(ulong Start, ulong Count)> EnumerateRuns(KdumpBitmap other)
+    {
+        ulong pos = 0;
+        while (pos < BitCount)
+        {
+            ulong start = Next(pos, set: true, other);
+            if (start >= BitCount)
+            {
+                yield break;
+            }
+
+            ulong end = Next(start, set: false, other);
+            yield return (start, end - start);
+            pos = end;
+        }
+    }
+
+    /// <summary>
+    /// The first bit at or after <paramref name="from"/> that is set (or clear), or <see cref="BitCount"/>; with
+    /// <paramref name="and"/>, in the intersection of both bitmaps.
+    /// </summary>
+    private ulong Next(ulong from, bool set, KdumpBitmap? and = null)
     {
         ulong index = from >> 6;
-        ulong word = (set ? _words[index] : ~_words[index]) & (ulong.MaxValue << (int)(from & 63));
+        ulong word = Word(index, set, and) & (ulong.MaxValue << (int)(from & 63));
         while (word == 0)
         {
             index++;
@@ -173,11 +197,17 @@ internal sealed class KdumpBitmap
                 return BitCount;
             }
 
-            word = set ? _words[index] : ~_words[index];
+            word = Word(index, set, and);
         }
 
         ulong bit = (index * 64) + (ulong)BitOperations.TrailingZeroCount(word);
         return Math.Min(bit, BitCount);
+    }
+
+    private ulong Word(ulong index, bool set, KdumpBitmap? and)
+    {
+        ulong word = and is null ? _words[index] : _words[index] & and._words[index];
+        return set ? word : ~word;
     }
 
     /// <summary>The bits of word <paramref name="index"/> that lie in [<paramref name="start"/>, <paramref name="end"/>).</summary>

@@ -228,6 +228,7 @@ internal sealed class KdumpImage : DumpImage
         foreach (var part in ordered)
         {
             part.RankBase = dumpable.Rank(part.StartPfn);
+            part.DataOffset = part.Header.DescriptorOffset + ((dumpable.Rank(part.EndPfn) - part.RankBase) * PageDescriptorSize);
         }
 
         var (notes, vmcoreInfo) = ReadMetadata(ordered[0], limits);
@@ -324,63 +325,22 @@ internal sealed class KdumpImage : DumpImage
 
         var part = FindPart(pfn);
         long index = _dumpable.Rank(pfn) - part.RankBase;
-        long descOffset = part.Header.DescriptorOffset + (index * PageDescriptorSize);
         var view = part.View;
         Span<byte> raw = stackalloc byte[PageDescriptorSize];
-        if (view.Read(descOffset, raw) != PageDescriptorSize)
+        if (view.Read(DescriptorOffset(part, index), raw) != PageDescriptorSize)
         {
             status = PhysicalReadStatus.Truncated;
             return null;
         }
 
-        bool be = part.Header.BigEndian;
-        long offset = be ? BinaryPrimitives.ReadInt64BigEndian(raw) : BinaryPrimitives.ReadInt64LittleEndian(raw);
-        uint size = be ? BinaryPrimitives.ReadUInt32BigEndian(raw[8..]) : BinaryPrimitives.ReadUInt32LittleEndian(raw[8..]);
-        uint flags = be ? BinaryPrimitives.ReadUInt32BigEndian(raw[12..]) : BinaryPrimitives.ReadUInt32LittleEndian(raw[12..]);
+        status = ParseDescriptor(part, index, raw, out var descriptor);
+        if (status != PhysicalReadStatus.Complete)
+        {
+            return null;
+        }
+
+        (long offset, uint size, uint flags) = descriptor;
         int blockSize = part.Header.BlockSize;
-
-        if (offset == 0 && size == 0 && part.Header.Incomplete)
-        {
-            // makedumpfile leaves the descriptors of pages it never wrote zeroed when the disk fills up
-            // (crash: PAGE_INCOMPLETE).
-            status = PhysicalReadStatus.Truncated;
-            return null;
-        }
-
-        if (size == 0)
-        {
-            throw new CorruptImageException($"{Where()}: size 0");
-        }
-
-        if (size > (uint)blockSize)
-        {
-            throw new CorruptImageException($"{Where()}: size {size} exceeds block size {blockSize}");
-        }
-
-        if (offset < part.Header.DescriptorOffset)
-        {
-            throw new CorruptImageException($"{Where()}: data offset 0x{offset:x} lies before the page descriptors (0x{part.Header.DescriptorOffset:x})");
-        }
-
-        if ((flags & KdumpPageDecoder.CompressionMask) == 0)
-        {
-            if (flags != 0)
-            {
-                throw new KvmException(KvmErrorCode.NotSupported, $"{Where()}: unsupported page flags 0x{flags:x}");
-            }
-
-            if (size != (uint)blockSize)
-            {
-                throw new CorruptImageException($"{Where()}: raw page size {size} is not the block size {blockSize}");
-            }
-        }
-
-        if (offset > view.Length - size)
-        {
-            status = PhysicalReadStatus.Truncated;
-            return null;
-        }
-
         var page = new byte[blockSize];
         if (flags == 0)
         {
@@ -417,10 +377,170 @@ internal sealed class KdumpImage : DumpImage
         _cache.Add(pfn, page);
         return page;
 
-        string Where() => $"{view.Path}: page descriptor {index} at offset 0x{descOffset:x}";
+        string Where() => DescriptorWhere(part, index);
     }
 
-    private KdumpPart FindPart(ulong pfn)
+    /// <inheritdoc/>
+    /// <remarks>
+    /// Only the bitmaps and page descriptors are read. A page is plain when its descriptor has no compression flag
+    /// (then its size is the block size, checked as for reads); the offset is where its block is in the file on disk,
+    /// which for a flattened file is found through the record index and exists only when the block lies inside one
+    /// record. makedumpfile with dump level bit 0 (DL_EXCLUDE_ZERO), and QEMU always, write one raw zero block first
+    /// in the data area and point every zero page at it (makedumpfile <c>pd_zero</c>, QEMU dump.c
+    /// <c>write_dump_pages</c>): those pages are stored, but not as bytes of their own, so they are not plain. A
+    /// page whose descriptor names the first data block while that block is all zeros is taken for such a page (at
+    /// worst it is the one genuine zero page written first). A range of several pages is plain only when their blocks
+    /// follow each other in one file.
+    /// </remarks>
+    public override PhysicalStorage Locate(ulong physicalAddress, ulong length)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(length);
+        if (ulong.MaxValue - physicalAddress < length - 1)
+        {
+            return PhysicalStorage.Of(StorageKind.NotInImage);
+        }
+
+        ulong firstPfn = physicalAddress >> _pageShift;
+        ulong lastPfn = (physicalAddress + (length - 1)) >> _pageShift;
+        for (ulong pfn = firstPfn; pfn <= lastPfn; pfn++)
+        {
+            if (pfn >= _maxPfn || !_memory.Get(pfn))
+            {
+                return PhysicalStorage.Of(StorageKind.NotInImage);
+            }
+
+            if (!_dumpable.Get(pfn))
+            {
+                return PhysicalStorage.Of(StorageKind.Excluded);
+            }
+        }
+
+        int blockSize = _header.BlockSize;
+        const int Batch = 256;
+        Span<byte> raw = stackalloc byte[Batch * PageDescriptorSize];
+        int fileIndex = -1;
+        long firstBlock = -1;
+        bool plain = true;
+        for (ulong pfn = firstPfn; pfn <= lastPfn;)
+        {
+            int partIndex = FindPartIndex(pfn);
+            var part = _parts[partIndex];
+            long index = _dumpable.Rank(pfn) - part.RankBase;
+
+            // Every pfn here is dumpable, so the descriptors of a run inside one part are consecutive.
+            int count = (int)Math.Min(Math.Min(lastPfn + 1, part.EndPfn) - pfn, Batch);
+            var batch = raw[..(count * PageDescriptorSize)];
+            if (part.View.Read(DescriptorOffset(part, index), batch) != batch.Length)
+            {
+                return PhysicalStorage.Of(StorageKind.Truncated);
+            }
+
+            for (int i = 0; i < count; i++)
+            {
+                if (ParseDescriptor(part, index + i, batch.Slice(i * PageDescriptorSize, PageDescriptorSize), out var d) != PhysicalReadStatus.Complete)
+                {
+                    return PhysicalStorage.Of(StorageKind.Truncated);
+                }
+
+                if (!plain)
+                {
+                    continue;
+                }
+
+                bool zero = d.Flags == 0 && d.Offset == part.DataOffset && part.FirstBlockIsZero();
+                long onDisk = d.Flags == 0 && !zero ? part.View.FileOffsetOf(d.Offset, blockSize) : -1;
+                ulong nth = pfn + (ulong)i - firstPfn;
+                if (onDisk < 0)
+                {
+                    plain = false;
+                }
+                else if (nth == 0)
+                {
+                    fileIndex = partIndex;
+                    firstBlock = onDisk;
+                }
+                else if (partIndex != fileIndex || onDisk != firstBlock + (long)(nth * (ulong)blockSize))
+                {
+                    plain = false;
+                }
+            }
+
+            pfn += (ulong)count;
+        }
+
+        return plain
+            ? PhysicalStorage.PlainAt(fileIndex, firstBlock + (long)(physicalAddress & (ulong)(blockSize - 1)))
+            : PhysicalStorage.Of(StorageKind.Stored);
+    }
+
+    /// <inheritdoc/>
+    public override IEnumerable<PhysicalRange> EnumerateStoredRanges()
+    {
+        foreach (var (start, count) in _memory.EnumerateRuns(_dumpable))
+        {
+            yield return new PhysicalRange(start << _pageShift, count << _pageShift);
+        }
+    }
+
+    private static long DescriptorOffset(KdumpPart part, long index) => part.Header.DescriptorOffset + (index * PageDescriptorSize);
+
+    private static string DescriptorWhere(KdumpPart part, long index) =>
+        $"{part.View.Path}: page descriptor {index} at offset 0x{DescriptorOffset(part, index):x}";
+
+    /// <summary>
+    /// Decodes and checks one <c>page_desc</c>. Returns <see cref="PhysicalReadStatus.Truncated"/> for a page the
+    /// file does not hold; throws for a descriptor that cannot be right.
+    /// </summary>
+    private static PhysicalReadStatus ParseDescriptor(KdumpPart part, long index, ReadOnlySpan<byte> raw, out PageDescriptor descriptor)
+    {
+        bool be = part.Header.BigEndian;
+        long offset = be ? BinaryPrimitives.ReadInt64BigEndian(raw) : BinaryPrimitives.ReadInt64LittleEndian(raw);
+        uint size = be ? BinaryPrimitives.ReadUInt32BigEndian(raw[8..]) : BinaryPrimitives.ReadUInt32LittleEndian(raw[8..]);
+        uint flags = be ? BinaryPrimitives.ReadUInt32BigEndian(raw[12..]) : BinaryPrimitives.ReadUInt32LittleEndian(raw[12..]);
+        descriptor = new PageDescriptor(offset, size, flags);
+        int blockSize = part.Header.BlockSize;
+
+        if (offset == 0 && size == 0 && part.Header.Incomplete)
+        {
+            // makedumpfile leaves the descriptors of pages it never wrote zeroed when the disk fills up
+            // (crash: PAGE_INCOMPLETE).
+            return PhysicalReadStatus.Truncated;
+        }
+
+        if (size == 0)
+        {
+            throw new CorruptImageException($"{DescriptorWhere(part, index)}: size 0");
+        }
+
+        if (size > (uint)blockSize)
+        {
+            throw new CorruptImageException($"{DescriptorWhere(part, index)}: size {size} exceeds block size {blockSize}");
+        }
+
+        if (offset < part.Header.DescriptorOffset)
+        {
+            throw new CorruptImageException($"{DescriptorWhere(part, index)}: data offset 0x{offset:x} lies before the page descriptors (0x{part.Header.DescriptorOffset:x})");
+        }
+
+        if ((flags & KdumpPageDecoder.CompressionMask) == 0)
+        {
+            if (flags != 0)
+            {
+                throw new KvmException(KvmErrorCode.NotSupported, $"{DescriptorWhere(part, index)}: unsupported page flags 0x{flags:x}");
+            }
+
+            if (size != (uint)blockSize)
+            {
+                throw new CorruptImageException($"{DescriptorWhere(part, index)}: raw page size {size} is not the block size {blockSize}");
+            }
+        }
+
+        return offset > part.View.Length - size ? PhysicalReadStatus.Truncated : PhysicalReadStatus.Complete;
+    }
+
+    private KdumpPart FindPart(ulong pfn) => _parts[FindPartIndex(pfn)];
+
+    private int FindPartIndex(ulong pfn)
     {
         int lo = 0;
         int hi = _parts.Length - 1;
@@ -437,7 +557,7 @@ internal sealed class KdumpImage : DumpImage
             }
         }
 
-        return _parts[lo];
+        return lo;
     }
 
     private static byte[] ReadStart(RandomAccessFile file)
@@ -570,9 +690,18 @@ internal sealed class KdumpImage : DumpImage
     }
 }
 
+/// <summary>A <c>struct page_desc</c>: where the page's data is, how many bytes, and how it is compressed.</summary>
+/// <param name="Offset">File offset of the data (in the reassembled file, for a flattened one).</param>
+/// <param name="Size">Bytes of data.</param>
+/// <param name="Flags">DUMP_DH_COMPRESSED_* flags; 0 for a raw page.</param>
+internal readonly record struct PageDescriptor(long Offset, uint Size, uint Flags);
+
 /// <summary>One file of a kdump image and the pfn range whose page descriptors it holds.</summary>
 internal sealed class KdumpPart
 {
+    /// <summary>Whether the block at <see cref="DataOffset"/> is all zeros: 0 not yet known, 1 yes, 2 no.</summary>
+    private int _zeroBlockState;
+
     /// <summary>Creates a part for <paramref name="view"/>.</summary>
     public KdumpPart(IKdumpFileView view, KdumpHeader header)
     {
@@ -594,4 +723,25 @@ internal sealed class KdumpPart
 
     /// <summary>Dumpable pages below <see cref="StartPfn"/>: subtracted from a pfn's rank to index this file's descriptors.</summary>
     public long RankBase { get; set; }
+
+    /// <summary>
+    /// Where page data starts: right after this file's descriptors (makedumpfile <c>write_kdump_pages_and_bitmap_cyclic</c>,
+    /// QEMU <c>write_dump_pages</c>). With zero pages shared, the shared zero block is written first, here.
+    /// </summary>
+    public long DataOffset { get; set; }
+
+    /// <summary>True when the block at <see cref="DataOffset"/> is all zeros; read once, then remembered.</summary>
+    public bool FirstBlockIsZero()
+    {
+        int state = Volatile.Read(ref _zeroBlockState);
+        if (state == 0)
+        {
+            var block = new byte[Header.BlockSize];
+            bool zero = View.Read(DataOffset, block) == block.Length && !block.AsSpan().ContainsAnyExcept((byte)0);
+            state = zero ? 1 : 2;
+            Volatile.Write(ref _zeroBlockState, state);
+        }
+
+        return state == 1;
+    }
 }

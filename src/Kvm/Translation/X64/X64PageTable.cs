@@ -15,7 +15,10 @@ internal sealed class X64PageTable
     private const ulong Frame2MMask = 0x000fffffffe00000;
     private const ulong Frame1GMask = 0x000fffffc0000000;
     private const ulong Present = 1;
+    private const ulong WritableBit = 2;
+    private const ulong UserBit = 4;
     private const ulong PageSizeBit = 0x80;
+    private const ulong ExecuteDisableBit = 1UL << 63;
 
     private static readonly string[] s_names5 = ["pgd", "p4d", "pud", "pmd", "pte"];
     private static readonly string[] s_names4 = ["pgd", "pud", "pmd", "pte"];
@@ -129,7 +132,133 @@ internal sealed class X64PageTable
         return false;
     }
 
-    private ulong[]? ReadTable(ulong tableAddress)
+    /// <summary>
+    /// Enumerates the leaf mappings under <paramref name="root"/> whose first address lies in
+    /// [<paramref name="first"/>, <paramref name="last"/>] (inclusive, so that a range may end at 2^64 - 1), in
+    /// ascending virtual-address order. Lazy: tables are read as the enumeration reaches them, and not kept in the
+    /// translation cache, so a whole-table walk does not evict the tables hot reads need.
+    /// </summary>
+    /// <remarks>
+    /// Bounded for corrupt tables: entries that are not present are skipped; a table that cannot be read is skipped
+    /// with everything below it; an entry pointing at a table already on the current path (a cycle: Linux never maps
+    /// a page table into itself) is skipped; and descending into more than <paramref name="maxTables"/> tables in
+    /// all throws <see cref="CorruptImageException"/>. Tables shared by several entries (Linux's ESPFIX maps one PTE
+    /// page from many PMD entries, arch/x86/kernel/espfix_64.c) are legitimate and are walked each time. A leaf whose
+    /// frame is outside the image is still reported: the table says it is mapped. PS in a PML5E or PML4E is ignored,
+    /// as <see cref="TryTranslate"/> ignores it, so both agree on every address.
+    /// </remarks>
+    public IEnumerable<X64Mapping> EnumerateMappings(ulong root, ulong first, ulong last, int maxTables)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxTables);
+        if (first > last)
+        {
+            yield break;
+        }
+
+        int levels = Levels;
+        var tables = new ulong[levels][];
+        var tableAddresses = new ulong[levels];
+        var next = new int[levels];
+        var baseVa = new ulong[levels];
+        var writable = new bool[levels];
+        var executable = new bool[levels];
+        var user = new bool[levels];
+
+        ulong rootTable = root & FrameMask & _entryMask;
+        var top = ReadTable(rootTable, cache: false);
+        if (top is null)
+        {
+            yield break;
+        }
+
+        int visited = 1;
+        tables[0] = top;
+        tableAddresses[0] = rootTable;
+        writable[0] = executable[0] = user[0] = true;
+        int topBits = 12 + (9 * levels);
+        int level = 0;
+        while (level >= 0)
+        {
+            if (next[level] == 512)
+            {
+                level--;
+                continue;
+            }
+
+            int index = next[level]++;
+            int shift = 12 + (9 * (levels - 1 - level));
+            ulong span = 1UL << shift;
+            ulong va = baseVa[level] + ((ulong)index << shift);
+            if (level == 0 && ((va >> (topBits - 1)) & 1) != 0)
+            {
+                // The upper half: bits 63..topBits copy the top index bit (canonical form, SDM §3.3.7.1).
+                va |= ~((1UL << topBits) - 1);
+            }
+
+            if (va + (span - 1) < first)
+            {
+                continue;
+            }
+
+            if (va > last)
+            {
+                // Entries ascend: nothing further in this table can be in range.
+                next[level] = 512;
+                continue;
+            }
+
+            ulong raw = tables[level][index];
+            ulong entry = raw & _entryMask;
+            if ((entry & Present) == 0)
+            {
+                continue;
+            }
+
+            bool w = writable[level] && (entry & WritableBit) != 0;
+            bool x = executable[level] && (entry & ExecuteDisableBit) == 0;
+            bool u = user[level] && (entry & UserBit) != 0;
+            bool leafLevel = level == levels - 1;
+            bool large = !leafLevel && (entry & PageSizeBit) != 0 && (shift == 30 || shift == 21);
+            if (leafLevel || large)
+            {
+                if (va >= first)
+                {
+                    ulong frame = leafLevel ? entry & FrameMask : entry & (shift == 30 ? Frame1GMask : Frame2MMask);
+                    yield return new X64Mapping(va, frame, span, w, x, u, raw);
+                }
+
+                continue;
+            }
+
+            ulong child = entry & FrameMask;
+            if (Array.IndexOf(tableAddresses, child, 0, level + 1) >= 0)
+            {
+                continue;
+            }
+
+            if (++visited > maxTables)
+            {
+                throw new CorruptImageException($"page-table walk from root 0x{root:x}: more than {maxTables} tables (KvmLimits.MaxPageTableWalkTables); the tables are corrupt or loop");
+            }
+
+            var entries = ReadTable(child, cache: false);
+            if (entries is null)
+            {
+                continue;
+            }
+
+            level++;
+            tables[level] = entries;
+            tableAddresses[level] = child;
+            next[level] = 0;
+            baseVa[level] = va;
+            writable[level] = w;
+            executable[level] = x;
+            user[level] = u;
+        }
+    }
+
+    private ulong[]? ReadTable(ulong tableAddress, bool cache = true)
     {
         if (_tables.TryGet(tableAddress, out var cached))
         {
@@ -148,7 +277,11 @@ internal sealed class X64PageTable
             entries[i] = BinaryPrimitives.ReadUInt64LittleEndian(bytes[(i * 8)..]);
         }
 
-        _tables.Add(tableAddress, entries);
+        if (cache)
+        {
+            _tables.Add(tableAddress, entries);
+        }
+
         return entries;
     }
 }

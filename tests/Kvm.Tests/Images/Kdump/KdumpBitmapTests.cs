@@ -117,5 +117,7 @@ public sealed class KdumpBitmapTests
             bytes.AsSpan((int)offset, n).CopyTo(buffer);
             return n;
         }
+
+        public long FileOffsetOf(long offset, long length) => offset >= 0 && length >= 0 && offset <= bytes.Length - length ? offset : -1;
     }
 }

@@ -1,0 +1,88 @@
+using Kvm.Memory;
+
+namespace Kvm;
+
+public sealed partial class KernelImage
+{
+    /// <summary>
+    /// Enumerates the kernel's pages as FreeBSD's <c>kvm_walk_pages(3)</c> does (one <see cref="KernelPage"/> per
+    /// <c>struct kvm_page</c>), lazily. First, in ascending virtual-address order, every present leaf of the kernel's
+    /// own page table over the kernel half of the address space outside the direct map (kernel text and data,
+    /// modules, vmalloc and ioremap, vmemmap, fixmap, the CPU entry area): <see cref="KernelPage.KernelMapAddress"/>
+    /// is the mapping's address, large pages are reported once with their size, and the protection combines every
+    /// level. Then every 4 KiB page the image holds that no such mapping reached, with a kernel-map address of 0.
+    /// </summary>
+    /// <remarks>
+    /// <para>
+    /// <see cref="KernelPage.DirectMapAddress"/> is <c>page_offset_base</c> + the physical address when the page is
+    /// RAM the image describes below the kernel's <c>max_pfn</c> (read from the kernel when its symbol is known,
+    /// else the end of the image's memory), else 0. <see cref="KernelPage.FileOffset"/> is where the page's plain
+    /// bytes are in the core file: ELF, raw and LiME images give it for every page they hold; kdump files only for
+    /// pages stored uncompressed (their descriptor's flags say so), in a flattened file only where the record index
+    /// puts the whole page in one record; split sets and compressed, excluded or missing pages give -1.
+    /// </para>
+    /// <para>
+    /// Pages the dump excluded or does not hold are not reported by the second pass; a kernel mapping of one is still
+    /// reported by the first (the page table says it is mapped), with offset -1. Memory is bounded: one bit per page
+    /// up to the highest page the image holds (<see cref="KvmLimits.MaxBitmapBytes"/>), and at most
+    /// <see cref="KvmLimits.MaxPageTableWalkTables"/> tables descended into (a corrupt table raises
+    /// <see cref="CorruptImageException"/>; entries that are not present, unreadable tables and tables that point back
+    /// at themselves are skipped).
+    /// </para>
+    /// <para>
+    /// The live kernel (/proc/kcore) is walked the same way, through its physical segments, but it is not a
+    /// snapshot: the kernel changes its tables and frees pages while the walk runs, so the result is only as
+    /// consistent as the moment allows. Throws <see cref="KvmException"/> when the direct map's base is unknown.
+    /// </para>
+    /// </remarks>
+    public IEnumerable<KernelPage> EnumeratePages()
+    {
+        ThrowIfDisposed();
+        var table = _memory.PageTable ?? throw new KvmException(KvmErrorCode.KernelLayout, $"{_image.Files[0]}: no page-table root is known, so the kernel's pages cannot be walked");
+        var pages = KernelPageWalker.Enumerate(_image, table, Layout, DirectMapLimit(), _options.Limits);
+        return WhileOpen(pages);
+    }
+
+    /// <summary>
+    /// Calls <paramref name="callback"/> with every page <see cref="EnumeratePages"/> yields, in order, until it
+    /// returns false (libkvm's <c>kvm_walk_pages</c>). Returns true when every page was visited.
+    /// </summary>
+    public bool WalkPages(Func<KernelPage, bool> callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        foreach (var page in EnumeratePages())
+        {
+            if (!callback(page))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// The physical address below which RAM is in the direct map: the kernel's <c>max_pfn</c> (arch/x86/kernel/setup.c
+    /// sets it from e820; init_mem_mapping maps RAM up to it), else the end of the image's highest range.
+    /// </summary>
+    private ulong DirectMapLimit()
+    {
+        // MAX_PHYSMEM_BITS is 52 with LA57: a larger max_pfn is not a value the kernel can hold.
+        if (TryGetSymbol("max_pfn", out var symbol) && TryRead<ulong>(symbol.Address, out ulong maxPfn) && maxPfn > 0 && maxPfn < 1UL << 40)
+        {
+            return maxPfn << 12;
+        }
+
+        var ranges = _image.PhysicalRanges;
+        return ranges.Count > 0 ? ranges[^1].End : 0;
+    }
+
+    private IEnumerable<KernelPage> WhileOpen(IEnumerable<KernelPage> pages)
+    {
+        foreach (var page in pages)
+        {
+            ThrowIfDisposed();
+            yield return page;
+        }
+    }
+}
