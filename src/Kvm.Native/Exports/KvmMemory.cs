@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Kvm.Native.Interop;
+using Kvm.Native.Mirrors;
 
 namespace Kvm.Native.Exports;
 
@@ -49,6 +50,36 @@ internal static unsafe class KvmMemory
     /// <summary><c>kvm_kwrite</c>: SunOS's name for <c>kvm_write</c>.</summary>
     [UnmanagedCallersOnly(EntryPoint = "kvm_kwrite")]
     public static nint KernelWrite(nint kd, nuint address, byte* buffer, nuint length) => WriteKernel(kd, address, buffer, length);
+
+    /// <summary>
+    /// <c>kvm_walk_pages(kd, cb, closure)</c>: one <c>struct kvm_page</c> per page, kernel-map mappings first, then
+    /// the pages the image holds that no mapping reached (see docs/libkvm-c.md). The callback returns non-zero to go
+    /// on. 1 when the walk completed; 0 when the callback stopped it, or on error (<c>kvm_geterr</c> says why).
+    /// </summary>
+    [UnmanagedCallersOnly(EntryPoint = "kvm_walk_pages")]
+    public static int WalkPages(nint kd, delegate* unmanaged<KvmPage*, void*, int> callback, void* closure) => ExportGuard.Run(kd, 0, k =>
+    {
+        if (callback is null)
+        {
+            throw new ArgumentException("kvm_walk_pages: NULL callback");
+        }
+
+        bool completed = k.Image.WalkPages(page =>
+        {
+            var record = new KvmPage
+            {
+                Version = KvmPage.CurrentVersion,
+                PhysicalAddress = page.PhysicalAddress,
+                KernelMapAddress = page.KernelMapAddress,
+                DirectMapAddress = page.DirectMapAddress,
+                Protection = (byte)page.Protection,
+                Offset = page.FileOffset,
+                Length = (nuint)page.Length,
+            };
+            return callback(&record, closure) != 0;
+        });
+        return completed ? 1 : 0;
+    });
 
     /// <summary>The FreeBSD read loop, shared with <c>kvm_read_zpcpu</c>.</summary>
     internal static nint ReadFreeBsd(nint kd, ulong address, byte* buffer, nuint length) =>

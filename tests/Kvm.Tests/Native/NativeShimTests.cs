@@ -572,6 +572,58 @@ public sealed unsafe class NativeShimTests : IClassFixture<NativeFakeSystemFixtu
         }
     }
 
+    [Fact]
+    public void WalkPages_GivesTheFacadesPagesAsVersion2Records_AndStopsWhenTold()
+    {
+        nint kd = OpenFake();
+        try
+        {
+            delegate* unmanaged<nint, delegate* unmanaged<KvmPage*, void*, int>, void*, int> walk = &KvmMemory.WalkPages;
+            using var image = KernelImage.Open(_f.Core.Path, new KernelImageOptions { Namelists = [_f.Map.Path] });
+            var expected = image.EnumeratePages().ToList();
+            var seen = new WalkState { Limit = int.MaxValue };
+            var handle = GCHandle.Alloc(seen);
+            try
+            {
+                Assert.Equal(1, walk(kd, &Collect, (void*)GCHandle.ToIntPtr(handle)));
+                Assert.Equal(expected.Count, seen.Pages.Count);
+                Assert.All(seen.Pages, p => Assert.Equal(KvmPage.CurrentVersion, p.Version));
+                Assert.Equal(
+                    expected.Select(p => (p.PhysicalAddress, p.KernelMapAddress, p.DirectMapAddress, (byte)p.Protection, p.FileOffset, p.Length)),
+                    seen.Pages.Select(p => (p.PhysicalAddress, p.KernelMapAddress, p.DirectMapAddress, p.Protection, p.Offset, (ulong)p.Length)));
+
+                seen.Pages.Clear();
+                seen.Limit = 3;
+                Assert.Equal(0, walk(kd, &Collect, (void*)GCHandle.ToIntPtr(handle)));
+                Assert.Equal(3, seen.Pages.Count);
+                Assert.Equal(0, walk(kd, null, null));
+            }
+            finally
+            {
+                handle.Free();
+            }
+        }
+        finally
+        {
+            NativeShim.Close(kd);
+        }
+    }
+
+    [UnmanagedCallersOnly]
+    private static int Collect(KvmPage* page, void* closure)
+    {
+        var state = (WalkState)GCHandle.FromIntPtr((nint)closure).Target!;
+        state.Pages.Add(*page);
+        return state.Pages.Count < state.Limit ? 1 : 0;
+    }
+
+    private sealed class WalkState
+    {
+        public List<KvmPage> Pages { get; } = [];
+
+        public int Limit { get; set; }
+    }
+
     [UnmanagedCallersOnly]
     private static int Resolve(byte* name, ulong* address)
     {
