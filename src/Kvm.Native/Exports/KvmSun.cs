@@ -236,7 +236,7 @@ internal static unsafe class KvmSun
         proc->TtyDevice = process.TtyNumber != 0 ? process.TtyNumber : ulong.MaxValue;
         proc->VirtualSize = process.VirtualSize;
         proc->ResidentPages = process.ResidentPages;
-        proc->Start = Timeval.From(context.BootTime is { } boot ? boot.AddTicks(process.StartTime.Ticks) - DateTimeOffset.UnixEpoch : process.StartTime);
+        proc->Start = context.StartTime(process);
         proc->UserTime = Timeval.From(process.UserTime);
         proc->SystemTime = Timeval.From(process.SystemTime);
         proc->TaskAddress = process.TaskAddress;

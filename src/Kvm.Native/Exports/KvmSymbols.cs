@@ -15,41 +15,35 @@ internal static unsafe class KvmSymbols
     /// <c>n_name</c> is NULL or <c>""</c>; returns how many were not found (their type and value are 0), or −1.
     /// </summary>
     [UnmanagedCallersOnly(EntryPoint = "kvm_nlist")]
-    public static int Nlist(nint kd, Nlist* list) => ExportGuard.Run(kd, -1, k =>
-    {
-        CheckList(list);
-        int missing = 0;
-        for (int i = 0; list[i].Name != 0 && *(byte*)list[i].Name != 0; i++)
-        {
-            CheckLength(i);
-            var (type, value) = Lookup(k, (byte*)list[i].Name);
-            list[i].Type = type;
-            list[i].Value = (nuint)value;
-            list[i].Other = 0;
-            list[i].Desc = 0;
-            missing += type == 0 ? 1 : 0;
-        }
-
-        return missing;
-    });
+    public static int Nlist(nint kd, Nlist* list) => ExportGuard.Run(kd, -1, k => Fill(k, list));
 
     /// <summary><c>kvm_nlist2(kd, nl)</c>: <c>kvm_nlist</c> with 64-bit values.</summary>
     [UnmanagedCallersOnly(EntryPoint = "kvm_nlist2")]
-    public static int Nlist2(nint kd, KvmNlist* list) => ExportGuard.Run(kd, -1, k =>
+    public static int Nlist2(nint kd, KvmNlist* list) => ExportGuard.Run(kd, -1, k => Fill(k, list));
+
+    private static int Fill<T>(NativeKvm k, T* list)
+        where T : unmanaged, INlistEntry
     {
-        CheckList(list);
-        int missing = 0;
-        for (int i = 0; list[i].Name != 0 && *(byte*)list[i].Name != 0; i++)
+        if (list is null)
         {
-            CheckLength(i);
-            var (type, value) = Lookup(k, (byte*)list[i].Name);
-            list[i].Type = type;
-            list[i].Value = value;
+            throw new ArgumentException("kvm_nlist: NULL list");
+        }
+
+        int missing = 0;
+        for (int i = 0; list[i].NameAddress != 0 && *(byte*)list[i].NameAddress != 0; i++)
+        {
+            if (i >= MaxEntries)
+            {
+                throw new ArgumentException($"kvm_nlist: no terminating entry within {MaxEntries} entries");
+            }
+
+            var (type, value) = Lookup(k, (byte*)list[i].NameAddress);
+            list[i].Set(type, value);
             missing += type == 0 ? 1 : 0;
         }
 
         return missing;
-    });
+    }
 
     /// <summary>
     /// One look-up. Per-CPU variables come back as the address of the copy of the CPU chosen by
@@ -99,21 +93,5 @@ internal static unsafe class KvmSymbols
             _ => NData,
         };
         return (byte)(type | (char.IsUpper(symbol.Type) ? NExt : 0));
-    }
-
-    private static void CheckList(void* list)
-    {
-        if (list is null)
-        {
-            throw new ArgumentException("kvm_nlist: NULL list");
-        }
-    }
-
-    private static void CheckLength(int index)
-    {
-        if (index >= MaxEntries)
-        {
-            throw new ArgumentException($"kvm_nlist: no terminating entry within {MaxEntries} entries");
-        }
     }
 }

@@ -20,7 +20,12 @@ internal static unsafe class KinfoProcBuilder
     /// <summary>What the builder needs beyond the task itself.</summary>
     /// <param name="BootTime">The kernel's boot time, to turn start times into wall-clock times; null if unknown.</param>
     /// <param name="RunningOn">The CPU each task address is current on in the image.</param>
-    public sealed record Context(DateTimeOffset? BootTime, IReadOnlyDictionary<ulong, int> RunningOn);
+    public sealed record Context(DateTimeOffset? BootTime, IReadOnlyDictionary<ulong, int> RunningOn)
+    {
+        /// <summary>When <paramref name="task"/> started: wall-clock time since the epoch, or time since boot if the boot time is unknown.</summary>
+        public Timeval StartTime(KernelProcess task) =>
+            Timeval.From(BootTime is { } boot ? boot.AddTicks(task.StartTime.Ticks) - DateTimeOffset.UnixEpoch : task.StartTime);
+    }
 
     /// <summary>Fills <paramref name="entry"/> (zeroed by the caller) for <paramref name="task"/>.</summary>
     /// <param name="entry">The entry to fill.</param>
@@ -55,7 +60,7 @@ internal static unsafe class KinfoProcBuilder
         entry->VirtualSize = task.VirtualSize;
         entry->ResidentPages = task.ResidentPages;
         entry->RunTimeMicroseconds = (ulong)((task.UserTime + task.SystemTime).Ticks / TimeSpan.TicksPerMicrosecond);
-        entry->Start = Timeval.From(context.BootTime is { } boot ? boot.AddTicks(task.StartTime.Ticks) - DateTimeOffset.UnixEpoch : task.StartTime);
+        entry->Start = context.StartTime(task);
         entry->Usage.UserTime = Timeval.From(task.UserTime);
         entry->Usage.SystemTime = Timeval.From(task.SystemTime);
 
