@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up, makes (or reuses) a real crash dump of a real Debian kernel, and runs kmem on it:
 # the dump inventory, `kmem info`, the kernel banner read through the dump's page tables, the processes and the
-# end of the kernel log.
+# end of the kernel log; then libkvm.so from C (the README example and a small ps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -50,3 +50,17 @@ fi
 echo
 echo "== kmem -M mdf-c-d31.kdump dmesg --tail 15 (no namelist: a bare dump suffices)"
 "$kmem" -M "$dir/mdf-c-d31.kdump" dmesg --tail 15
+echo
+echo "== libkvm.so from C: install it, then build examples/kvm_banner.c (the README's example) and tests/native/ps.c with cc -lkvm"
+apt_ensure gcc libc6-dev pkg-config
+prefix="$PWD/artifacts/libkvm"
+scripts/install-libkvm.sh --prefix "$prefix" >&2
+mkdir -p artifacts/demo
+for prog in examples/kvm_banner.c tests/native/ps.c; do
+    cc -std=c11 -Wall -Wextra -Werror -I "$prefix/include" "$prog" -L "$prefix/lib" -Wl,-rpath,"$prefix/lib" -lkvm -o "artifacts/demo/$(basename "$prog" .c)"
+done
+echo "\$ kvm_banner mdf-c-d31.kdump"
+artifacts/demo/kvm_banner "$dir/mdf-c-d31.kdump"
+echo
+echo "\$ ps -M qemu.elf -S swap.img   (kvm_openfiles + kvm_getprocs + kvm_getargv; last 12 lines)"
+artifacts/demo/ps -M "$dir/qemu.elf" -S "$dir/swap.img" | tail -12 | cut -c1-160
