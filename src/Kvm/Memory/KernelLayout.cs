@@ -41,6 +41,21 @@ public sealed record KernelLayout
     {
         PagingMode.X64FiveLevel => 5,
         PagingMode.X64FourLevel => 4,
+        PagingMode.X86Pae => 3,
+        PagingMode.X86TwoLevel => 2,
         _ => 0,
     };
+
+    /// <summary>The paging mode in words, as <c>kmem info</c> prints it: <c>x86-64, 4 levels</c>, <c>i386, PAE, 3 levels</c>, <c>i386, 2 levels</c>.</summary>
+    public string PagingDescription => PagingMode switch
+    {
+        PagingMode.X64FiveLevel => "x86-64, 5 levels (LA57)",
+        PagingMode.X64FourLevel => "x86-64, 4 levels",
+        PagingMode.X86Pae => "i386, PAE, 3 levels",
+        PagingMode.X86TwoLevel => "i386, 2 levels",
+        _ => "unknown",
+    };
+
+    /// <summary>The size of the kernel's pointers and <c>unsigned long</c>: 4 for 32-bit x86 paging, else 8.</summary>
+    public int PointerSize => PagingMode is PagingMode.X86TwoLevel or PagingMode.X86Pae ? 4 : 8;
 }

@@ -1,6 +1,6 @@
 using Kvm.Images;
 using Kvm.IO;
-using Kvm.Translation.X64;
+using Kvm.Translation;
 
 namespace Kvm.Memory;
 
@@ -14,7 +14,7 @@ internal sealed class KernelMemory
 {
     private const ulong PageMask = ~0xfffUL;
     private readonly DumpImage _image;
-    private readonly X64PageTable? _pageTable;
+    private readonly IPageTable? _pageTable;
     private readonly LruCache<(ulong Root, ulong Page), ulong> _tlb;
 
     public KernelMemory(DumpImage image, KernelLayout? layout, CacheOptions cache, bool live)
@@ -25,7 +25,7 @@ internal sealed class KernelMemory
         _tlb = new LruCache<(ulong Root, ulong Page), ulong>("tlb", live ? 0 : cache.Translations);
         if (layout is not null && layout.PagingMode != PagingMode.Unknown)
         {
-            _pageTable = new X64PageTable(new ImagePhysicalSource(image), layout.PagingLevels, layout.SmeMask, tables);
+            _pageTable = PageTables.Create(new ImagePhysicalSource(image), layout, tables);
         }
     }
 
@@ -33,7 +33,7 @@ internal sealed class KernelMemory
 
     public KernelLayout? Layout { get; }
 
-    public X64PageTable? PageTable => _pageTable;
+    public IPageTable? PageTable => _pageTable;
 
     public IReadOnlyList<CacheStatistics> CacheStatistics
     {

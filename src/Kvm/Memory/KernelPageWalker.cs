@@ -1,5 +1,5 @@
 using Kvm.Images;
-using Kvm.Translation.X64;
+using Kvm.Translation;
 
 namespace Kvm.Memory;
 
@@ -38,7 +38,7 @@ internal static class KernelPageWalker
     /// Enumerates the pages lazily. <paramref name="directMapLimit"/> is the physical address below which RAM is in
     /// the direct map (the kernel's <c>max_pfn</c> as an address).
     /// </summary>
-    public static IEnumerable<KernelPage> Enumerate(DumpImage image, X64PageTable table, KernelLayout layout, ulong directMapLimit, KvmLimits limits)
+    public static IEnumerable<KernelPage> Enumerate(DumpImage image, IPageTable table, KernelLayout layout, ulong directMapLimit, KvmLimits limits)
     {
         ulong pageOffsetBase = layout.PageOffsetBase ?? throw new KvmException(KvmErrorCode.KernelLayout, $"{image.Files[0]}: the direct map's base (page_offset_base) is unknown, so the kernel map cannot be told from the direct map");
         return Walk(image, table, layout, pageOffsetBase, directMapLimit, limits);
@@ -66,7 +66,19 @@ internal static class KernelPageWalker
         return ranges;
     }
 
-    private static IEnumerable<KernelPage> Walk(DumpImage image, X64PageTable table, KernelLayout layout, ulong pageOffsetBase, ulong directMapLimit, KvmLimits limits)
+    /// <summary>
+    /// The i386 ranges pass 1 walks: the kernel half above the direct map, which maps low memory only, from
+    /// <c>PAGE_OFFSET</c> to <c>high_memory</c> (arch/x86/mm/init_32.c); vmalloc, pkmap, the CPU entry area and fixmap
+    /// lie above it (arch/x86/include/asm/pgtable_32_areas.h). The kernel image itself is in the direct map on i386,
+    /// so its pages are reported by pass 2 with their direct-map address.
+    /// </summary>
+    public static IReadOnlyList<(ulong First, ulong Last)> I386KernelMapRanges(ulong pageOffset, ulong lowMemoryLimit)
+    {
+        ulong end = pageOffset + Math.Min(lowMemoryLimit, uint.MaxValue - pageOffset + 1);
+        return end > uint.MaxValue ? [] : [(end, uint.MaxValue)];
+    }
+
+    private static IEnumerable<KernelPage> Walk(DumpImage image, IPageTable table, KernelLayout layout, ulong pageOffsetBase, ulong directMapLimit, KvmLimits limits)
     {
         var ram = image.PhysicalRanges.ToArray();
         bool oneFile = image.Files.Count == 1;
@@ -84,7 +96,10 @@ internal static class KernelPageWalker
 
         var seen = new ulong[(bits + 63) / 64];
         int maxTables = limits.MaxPageTableWalkTables;
-        foreach (var (first, last) in KernelMapRanges(layout.PagingLevels, pageOffsetBase, directMapLimit))
+        var ranges = table.VirtualAddressBits == 32
+            ? I386KernelMapRanges(pageOffsetBase, directMapLimit)
+            : KernelMapRanges(layout.PagingLevels, pageOffsetBase, directMapLimit);
+        foreach (var (first, last) in ranges)
         {
             foreach (var m in table.EnumerateMappings(layout.PageTableRoot, first, last, maxTables))
             {

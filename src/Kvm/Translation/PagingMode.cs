@@ -11,4 +11,10 @@ public enum PagingMode
 
     /// <summary>x86-64 5-level paging (LA57, 57-bit virtual addresses).</summary>
     X64FiveLevel,
+
+    /// <summary>32-bit x86 paging without PAE: two levels of 1024 4-byte entries, 4 KiB and (PSE) 4 MiB pages.</summary>
+    X86TwoLevel,
+
+    /// <summary>32-bit x86 PAE paging: a 4-entry PDPT, then two levels of 512 8-byte entries; 4 KiB and 2 MiB pages, NX.</summary>
+    X86Pae,
 }

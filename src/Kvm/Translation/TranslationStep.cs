@@ -8,6 +8,9 @@ namespace Kvm;
 /// <param name="IsLeaf">True when the entry maps a page (a 4 KiB page, or a 2 MiB/1 GiB large page).</param>
 public sealed record TranslationStep(string Level, ulong TableAddress, int Index, ulong Entry, bool IsLeaf)
 {
+    /// <summary>The size of one entry in bytes: 8, or 4 for 32-bit x86 paging without PAE.</summary>
+    public int EntrySize { get; init; } = 8;
+
     /// <summary>Physical address of the entry itself.</summary>
-    public ulong EntryAddress => TableAddress + ((ulong)Index * 8);
+    public ulong EntryAddress => TableAddress + ((ulong)Index * (ulong)EntrySize);
 }

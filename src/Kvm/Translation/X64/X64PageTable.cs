@@ -8,7 +8,7 @@ namespace Kvm.Translation.X64;
 /// Linux arch/x86/include/asm/pgtable_types.h). The AMD SME C-bit (<c>sme_me_mask</c>) is cleared from every entry
 /// before use. Table pages are cached whole (one read per new table, as drgn's iterator does) in a bounded LRU.
 /// </summary>
-internal sealed class X64PageTable
+internal sealed class X64PageTable : IPageTable
 {
     /// <summary>Bits 12..51: the frame of a table or 4 KiB page.</summary>
     public const ulong FrameMask = 0x000ffffffffff000;
@@ -46,6 +46,8 @@ internal sealed class X64PageTable
     public ulong SmeMask { get; }
 
     public PagingMode Mode => Levels == 5 ? PagingMode.X64FiveLevel : PagingMode.X64FourLevel;
+
+    public int VirtualAddressBits => Levels == 5 ? 57 : 48;
 
     public CacheStatistics Statistics => _tables.Statistics;
 
@@ -147,7 +149,7 @@ internal sealed class X64PageTable
     /// frame is outside the image is still reported: the table says it is mapped. PS in a PML5E or PML4E is ignored,
     /// as <see cref="TryTranslate"/> ignores it, so both agree on every address.
     /// </remarks>
-    public IEnumerable<X64Mapping> EnumerateMappings(ulong root, ulong first, ulong last, int maxTables)
+    public IEnumerable<PageMapping> EnumerateMappings(ulong root, ulong first, ulong last, int maxTables)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxTables);
         if (first > last)
@@ -224,7 +226,7 @@ internal sealed class X64PageTable
                 if (va >= first)
                 {
                     ulong frame = leafLevel ? entry & FrameMask : entry & (shift == 30 ? Frame1GMask : Frame2MMask);
-                    yield return new X64Mapping(va, frame, span, w, x, u, raw);
+                    yield return new PageMapping(va, frame, span, w, x, u, raw);
                 }
 
                 continue;
@@ -256,6 +258,15 @@ internal sealed class X64PageTable
             executable[level] = x;
             user[level] = u;
         }
+    }
+
+    /// <summary>Decodes a Linux x86-64 swap PTE (<see cref="X64SwapEntry"/>).</summary>
+    public bool TryDecodeSwapEntry(ulong entry, out int type, out ulong offset)
+    {
+        bool swap = X64SwapEntry.IsSwapEntry(entry & _entryMask);
+        type = swap ? X64SwapEntry.Type(entry) : 0;
+        offset = swap ? X64SwapEntry.Offset(entry) : 0;
+        return swap;
     }
 
     private ulong[]? ReadTable(ulong tableAddress, bool cache = true)
