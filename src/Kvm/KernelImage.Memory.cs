@@ -51,8 +51,8 @@ public sealed partial class KernelImage
         return TryRead(address, MemoryMarshal.AsBytes(new Span<T>(ref value)), out _, out _);
     }
 
-    /// <summary>Reads a kernel pointer.</summary>
-    public ulong ReadPointer(ulong address) => Read<ulong>(address);
+    /// <summary>Reads a kernel pointer (<see cref="PointerSize"/> bytes: 4 on i386, 8 on x86-64), zero-extended.</summary>
+    public ulong ReadPointer(ulong address) => PointerSize == 4 ? Read<uint>(address) : Read<ulong>(address);
 
     /// <summary>Reads a NUL-terminated string of at most <paramref name="maxLength"/> bytes, decoded as UTF-8.</summary>
     public string ReadCString(ulong address, int maxLength = 4096)

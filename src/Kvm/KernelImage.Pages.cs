@@ -67,6 +67,11 @@ public sealed partial class KernelImage
     /// </summary>
     private ulong DirectMapLimit()
     {
+        if (PointerSize == 4)
+        {
+            return LowMemoryLimit();
+        }
+
         // MAX_PHYSMEM_BITS is 52 with LA57: a larger max_pfn is not a value the kernel can hold.
         if (TryGetSymbol("max_pfn", out var symbol) && TryRead<ulong>(symbol.Address, out ulong maxPfn) && maxPfn > 0 && maxPfn < 1UL << 40)
         {
@@ -75,6 +80,24 @@ public sealed partial class KernelImage
 
         var ranges = _image.PhysicalRanges;
         return ranges.Count > 0 ? ranges[^1].End : 0;
+    }
+
+    /// <summary>
+    /// The end of an i386 kernel's direct map: <c>max_low_pfn</c> (arch/x86/mm/init_32.c sets <c>high_memory</c> to
+    /// <c>__va(max_low_pfn * PAGE_SIZE)</c>), else what fits between PAGE_OFFSET and the 128 MiB the kernel keeps for
+    /// vmalloc and fixmap above it (<c>__VMALLOC_RESERVE</c>, arch/x86/mm/init_32.c), capped by the image's RAM.
+    /// </summary>
+    private ulong LowMemoryLimit()
+    {
+        ulong pageOffset = Layout.PageOffsetBase ?? 0xC0000000;
+        ulong maxLowmem = (1UL << 32) - pageOffset - (128UL << 20);
+        if (TryGetSymbol("max_low_pfn", out var symbol) && TryRead<uint>(symbol.Address, out uint maxLowPfn) && maxLowPfn > 0 && (ulong)maxLowPfn << 12 <= maxLowmem)
+        {
+            return (ulong)maxLowPfn << 12;
+        }
+
+        var ranges = _image.PhysicalRanges;
+        return Math.Min(ranges.Count > 0 ? ranges[^1].End : 0, maxLowmem);
     }
 
     private IEnumerable<KernelPage> WhileOpen(IEnumerable<KernelPage> pages)

@@ -112,6 +112,11 @@ public sealed partial class KernelImage : IDisposable
         foreach (var table in namelists)
         {
             table.Displacement = Displacement(table, vmcoreInfo, layout, live);
+            if (layout.PointerSize == 4 && layout.PageOffsetBase is { } pageOffset)
+            {
+                // An i386 kernel is relocated whole, per-CPU variables included: everything above PAGE_OFFSET moves.
+                table.RelocationBase = pageOffset;
+            }
         }
 
         var memory = new KernelMemory(image, layout, options.Cache, live);
@@ -136,10 +141,10 @@ public sealed partial class KernelImage : IDisposable
 
     private static void CheckArchitecture(DumpImage image)
     {
-        if (image.ElfMachine is not (0 or LayoutDetector.EmX8664))
+        if (image.ElfMachine is not (0 or LayoutDetector.EmX8664 or I386LayoutDetector.Em386))
         {
             string name = image.MachineName ?? $"ELF machine {image.ElfMachine}";
-            throw new KvmException(KvmErrorCode.NotSupported, $"{image.Files[0]}: {name} images are not supported yet (x86-64 only)");
+            throw new KvmException(KvmErrorCode.NotSupported, $"{image.Files[0]}: {name} images are not supported yet (x86-64 and i386 only)");
         }
     }
 
@@ -149,7 +154,7 @@ public sealed partial class KernelImage : IDisposable
         {
             if (t.RawValue("_text") is { } text)
             {
-                return new NamelistHints(text, t.RawValue("_stext"), t.RawValue("init_top_pgt") ?? t.RawValue("init_level4_pgt"), t.RawValue("linux_banner"));
+                return new NamelistHints(text, t.RawValue("_stext"), t.RawValue("init_top_pgt") ?? t.RawValue("init_level4_pgt") ?? t.RawValue("swapper_pg_dir"), t.RawValue("linux_banner"));
             }
         }
 
@@ -230,8 +235,11 @@ public sealed partial class KernelImage : IDisposable
     /// <summary>True when opened for writing and the format allows it.</summary>
     public bool IsWritable => _image.CanWrite;
 
-    /// <summary>The kernel architecture, as the kernel names it.</summary>
-    public string Architecture => _image.MachineName ?? "x86_64";
+    /// <summary>The kernel architecture, as the kernel names it: <c>x86_64</c>, or <c>i386</c> for any 32-bit x86 kernel (a kdump header's <c>i686</c> included).</summary>
+    public string Architecture => Layout.PointerSize == 4 ? "i386" : _image.MachineName ?? "x86_64";
+
+    /// <summary>The size of the kernel's pointers and <c>unsigned long</c> in bytes: 8 on x86-64, 4 on i386.</summary>
+    public int PointerSize => Layout.PointerSize;
 
     /// <summary>VMCOREINFO, from the container, the live kernel, or a scan of memory; null when none was found.</summary>
     public VmcoreInfo? VmcoreInfo { get; }

@@ -37,6 +37,7 @@ internal static class InfoCommand
                 w.WriteString("release", image.Release);
                 w.WriteNumber("pageSize", image.PageSize);
                 w.WriteNumber("pagingLevels", layout.PagingLevels);
+                w.WriteString("paging", layout.PagingDescription);
                 w.WriteString("kaslrOffset", AddressExpression.SignedHex(layout.KaslrOffset));
                 w.WriteBoolean("kaslrOffsetKnown", layout.KaslrOffsetKnown);
                 w.WriteString("physBase", AddressExpression.SignedHex(layout.PhysBase));
@@ -111,7 +112,7 @@ internal static class InfoCommand
         o.WriteLine($"arch            {image.Architecture}");
         o.WriteLine($"release         {image.Release ?? "(unknown)"}");
         o.WriteLine($"page size       {image.PageSize}");
-        o.WriteLine($"paging          {layout.PagingLevels}-level");
+        o.WriteLine($"paging          {layout.PagingDescription}");
         o.WriteLine($"kaslr offset    {AddressExpression.SignedHex(layout.KaslrOffset)}{(layout.KaslrOffsetKnown ? string.Empty : " (assumed: no namelist or VMCOREINFO to measure it)")}");
         o.WriteLine($"phys_base       {AddressExpression.SignedHex(layout.PhysBase)}");
         o.WriteLine($"page_offset     {(layout.PageOffsetBase is { } p ? JsonOutput.Hex(p) : "(unknown)")}");

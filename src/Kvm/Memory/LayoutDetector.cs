@@ -20,6 +20,11 @@ internal static class LayoutDetector
 
     public static KernelLayout? Detect(DumpImage image, VmcoreInfo? vmcoreInfo, NamelistHints hints)
     {
+        if (I386LayoutDetector.IsI386(image, vmcoreInfo))
+        {
+            return I386LayoutDetector.Detect(image, vmcoreInfo, hints);
+        }
+
         var source = new ImagePhysicalSource(image);
         var cpus = QemuCpuStates(image);
 
