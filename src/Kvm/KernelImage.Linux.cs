@@ -276,6 +276,7 @@ public sealed partial class KernelImage
                 _linux = new LinuxKernel(_memory, name => TryGetSymbol(name, out var s) ? s.Address : null, types, _options.Limits, SwapSource())
                 {
                     PageSize = PageSize,
+                    PointerSize = PointerSize,
                 };
             }
 
@@ -295,7 +296,8 @@ public sealed partial class KernelImage
             _typesLoaded = true;
             try
             {
-                _btf = LoadTypes(out _btfError);
+                // BTF does not record the pointer size (formats.md §6.4): take the kernel's.
+                _btf = LoadTypes(out _btfError)?.WithPointerSize(PointerSize);
             }
             catch (KvmException e)
             {

@@ -82,7 +82,7 @@ internal sealed class CpuTimeWalker
     {
         var cpus = _system.Cpus();
         ulong cpustat = _k.RequireSymbol(KernelGlobals.KernelCpustat.Name);
-        byte[] possible = _k.Symbol(KernelGlobals.CpuPossibleMask.Name) is { } m ? _k.ReadBytes(m, (cpus.MaxCpus + 63) / 64 * 8, "__cpu_possible_mask") : [];
+        byte[] possible = _k.Symbol(KernelGlobals.CpuPossibleMask.Name) is { } m ? _k.ReadBytes(m, Bitmap.Bytes(cpus.MaxCpus, _k.PointerSize), "__cpu_possible_mask") : [];
         var idle = IdleSetup();
 
         var rows = new List<CpuTimes>(cpus.Cpus.Count);
@@ -94,7 +94,7 @@ internal sealed class CpuTimeWalker
                 continue;
             }
 
-            ulong at = unchecked(cpustat + c.PerCpuOffset);
+            ulong at = _k.AddressAdd(cpustat, c.PerCpuOffset);
             var raw = _k.ReadBytes(at, _cpustatBytes, $"kernel_cpustat of CPU {c.Cpu}");
             ulong Stat(int index) => BinaryPrimitives.ReadUInt64LittleEndian(raw.AsSpan(index * 8));
 
@@ -182,7 +182,7 @@ internal sealed class CpuTimeWalker
     /// </summary>
     private (ulong Idle, ulong IoWait) SleepTimes(CpuInfo c, ulong tickSched, ulong? runqueues, long? now)
     {
-        ulong at = unchecked(tickSched + c.PerCpuOffset);
+        ulong at = _k.AddressAdd(tickSched, c.PerCpuOffset);
         var ts = _k.ReadBytes(at, _tickSchedBytes, $"tick_cpu_sched of CPU {c.Cpu}");
         long idle = unchecked((long)LinuxKernel.Field(ts, _idleSleeptime!.Value, 8));
         long ioWait = unchecked((long)LinuxKernel.Field(ts, _iowaitSleeptime!.Value, 8));
@@ -199,7 +199,7 @@ internal sealed class CpuTimeWalker
             // idle_entrytime came from ktime_get(), which counts clocksource cycles past the timekeeper's last update;
             // the dump's "now" does not, so an idle period that began after that update has not lasted measurably.
             ulong delta = n > entry ? (ulong)(n - entry) : 0;
-            bool waitingForIo = runqueues is { } rq && _k.ReadI32(unchecked(rq + c.PerCpuOffset + (ulong)_nrIowait!.Value.Offset), $"runqueues.nr_iowait of CPU {c.Cpu}") != 0;
+            bool waitingForIo = runqueues is { } rq && _k.ReadI32(_k.AddressAdd(rq, c.PerCpuOffset + (ulong)_nrIowait!.Value.Offset), $"runqueues.nr_iowait of CPU {c.Cpu}") != 0;
             if (waitingForIo)
             {
                 ioWaitNs += delta;

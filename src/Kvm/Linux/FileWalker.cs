@@ -58,9 +58,9 @@ internal sealed class FileWalker
         ulong fdArray = _k.ReadPointer(fdt + (ulong)_fd.Offset, "fdtable.fd");
         ulong openBits = _k.ReadPointer(fdt + (ulong)_openFds.Offset, "fdtable.open_fds");
         ulong cloexecBits = _k.ReadPointer(fdt + (ulong)_closeOnExec.Offset, "fdtable.close_on_exec");
-        int words = (int)((max + 63) / 64);
-        var open = _k.ReadBytes(openBits, words * 8L, "fdtable.open_fds bitmap");
-        byte[] cloexec = cloexecBits == 0 ? new byte[words * 8] : _k.ReadBytes(cloexecBits, words * 8L, "fdtable.close_on_exec bitmap");
+        long bitmapBytes = Bitmap.Bytes(max, _k.PointerSize);
+        var open = _k.ReadBytes(openBits, bitmapBytes, "fdtable.open_fds bitmap");
+        byte[] cloexec = cloexecBits == 0 ? new byte[bitmapBytes] : _k.ReadBytes(cloexecBits, bitmapBytes, "fdtable.close_on_exec bitmap");
         for (int fd = 0; fd < max; fd++)
         {
             if ((open[fd >> 3] & (1 << (fd & 7))) == 0)
@@ -70,7 +70,7 @@ internal sealed class FileWalker
 
             try
             {
-                ulong file = _k.ReadPointer(fdArray + ((ulong)fd * 8), $"fd[{fd}]");
+                ulong file = _k.ReadPointer(fdArray + ((ulong)fd * (ulong)_k.PointerSize), $"fd[{fd}]");
                 if (file == 0)
                 {
                     continue;

@@ -8,8 +8,8 @@ internal sealed record KernelGlobal(string Name, string CType, string Since);
 
 /// <summary>
 /// The global variables the kernel walkers read, in one place. Kernel BTF describes types and per-CPU variables but
-/// carries no global variables (formats.md §6.5), so their types are fixed here, for the x86-64 kernels read
-/// (64-bit long and pointers). Walkers name symbols only through this table; the kernel log reader
+/// carries no global variables (formats.md §6.5), so their types are fixed here; <c>long</c> and pointers are the
+/// kernel's word (8 bytes on x86-64, 4 on i386: <see cref="LinuxKernel.PointerSize"/>). Walkers name symbols only through this table; the kernel log reader
 /// (Printk/) is the exception by design: it takes <c>prb</c>, <c>log_buf</c> and their layouts from VMCOREINFO's own
 /// SYMBOL()/OFFSET()/SIZE() keys, so that it works without BTF.
 /// </summary>
@@ -51,6 +51,12 @@ internal static class KernelGlobals
     /// <summary>The base of the <c>struct page</c> array.</summary>
     public static readonly KernelGlobal VmemmapBase = new("vmemmap_base", "unsigned long", "arch/x86/mm/kaslr.c, 4.9+ (fixed 0xffffea0000000000 without memory KASLR)");
 
+    /// <summary>The <c>struct page</c> array of a FLATMEM kernel (i386 has no vmemmap).</summary>
+    public static readonly KernelGlobal MemMap = new("mem_map", "struct page *", "mm/memory.c, CONFIG_FLATMEM");
+
+    /// <summary>The highest pfn of low memory, the end of the i386 direct map (high_memory = __va(max_low_pfn &lt;&lt; PAGE_SHIFT)).</summary>
+    public static readonly KernelGlobal MaxLowPfn = new("max_low_pfn", "unsigned long", "mm/memblock.c, all versions");
+
     /// <summary>The possible CPU mask: the CPUs <c>/proc/stat</c>'s total line sums.</summary>
     public static readonly KernelGlobal CpuPossibleMask = new("__cpu_possible_mask", "struct cpumask (unsigned long bits[])", "kernel/cpu.c, 4.5+");
 
@@ -68,6 +74,6 @@ internal static class KernelGlobals
 
     /// <summary>Every global above, for documentation and tests.</summary>
     public static IReadOnlyList<KernelGlobal> All { get; } =
-        [InitTask, Avenrun, NrThreads, SwapInfo, NrSwapfiles, TkCore, NrCpuIds, CpuOnlineMask, PerCpuOffset, PcpuHot, CurrentTask, VmemmapBase,
+        [InitTask, Avenrun, NrThreads, SwapInfo, NrSwapfiles, TkCore, NrCpuIds, CpuOnlineMask, PerCpuOffset, PcpuHot, CurrentTask, VmemmapBase, MemMap, MaxLowPfn,
          CpuPossibleMask, KernelCpustat, TickCpuSched, TickNohzActive, Runqueues];
 }

@@ -39,8 +39,11 @@ internal sealed class LinuxKernel
     /// <summary>Swap devices, when given.</summary>
     public ISwapPageSource? Swap { get; }
 
-    /// <summary>The page size of the kernel (4 KiB on x86-64).</summary>
+    /// <summary>The page size of the kernel (4 KiB on x86).</summary>
     public int PageSize { get; init; } = 4096;
+
+    /// <summary>The size of the kernel's pointers and <c>long</c>: 8 on x86-64, 4 on i386.</summary>
+    public int PointerSize { get; init; } = 8;
 
     /// <summary>Looks up a symbol's runtime address.</summary>
     public ulong? Symbol(string name) => _symbol(name);
@@ -71,7 +74,7 @@ internal sealed class LinuxKernel
         return buffer;
     }
 
-    /// <summary>Reads a little-endian unsigned 64-bit value.</summary>
+    /// <summary>Reads a little-endian unsigned 64-bit value (<c>u64</c>, <c>long long</c>: 8 bytes on every architecture).</summary>
     public ulong ReadU64(ulong address, string what)
     {
         Span<byte> b = stackalloc byte[8];
@@ -90,8 +93,32 @@ internal sealed class LinuxKernel
     /// <summary>Reads a little-endian signed 32-bit value.</summary>
     public int ReadI32(ulong address, string what) => unchecked((int)ReadU32(address, what));
 
-    /// <summary>Reads a pointer (8 bytes on the 64-bit kernels this layer reads).</summary>
-    public ulong ReadPointer(ulong address, string what) => ReadU64(address, what);
+    /// <summary>Reads a pointer or an <c>unsigned long</c> (<see cref="PointerSize"/> bytes), zero-extended.</summary>
+    public ulong ReadPointer(ulong address, string what) => PointerSize == 4 ? ReadU32(address, what) : ReadU64(address, what);
+
+    /// <summary>Adds to an address as the kernel's pointer arithmetic does: wrapping at 2^32 on a 32-bit kernel, 2^64 else.</summary>
+    public ulong AddressAdd(ulong address, ulong offset) => PointerSize == 4 ? unchecked(address + offset) & uint.MaxValue : unchecked(address + offset);
+
+    /// <summary>Reads an <c>unsigned long</c>: the kernel's word, as wide as a pointer.</summary>
+    public ulong ReadULong(ulong address, string what) => ReadPointer(address, what);
+
+    /// <summary>Reads an array of <paramref name="count"/> <c>unsigned long</c>s (or pointers), zero-extended.</summary>
+    public ulong[] ReadULongs(ulong address, int count, string what)
+    {
+        var raw = ReadBytes(address, (long)count * PointerSize, what);
+        var result = new ulong[count];
+        for (int i = 0; i < count; i++)
+        {
+            result[i] = Word(raw, i * PointerSize);
+        }
+
+        return result;
+    }
+
+    /// <summary>The <c>unsigned long</c> at <paramref name="offset"/> of a buffer, zero-extended.</summary>
+    public ulong Word(ReadOnlySpan<byte> data, int offset) => PointerSize == 4
+        ? BinaryPrimitives.ReadUInt32LittleEndian(data[offset..])
+        : BinaryPrimitives.ReadUInt64LittleEndian(data[offset..]);
 
     /// <summary>Reads a NUL-terminated string of at most <paramref name="max"/> bytes; stops quietly at a fault.</summary>
     public byte[] ReadCStringBytes(ulong address, int max)
@@ -141,8 +168,16 @@ internal sealed class LinuxKernel
     /// <summary>Reads a signed 32-bit field from a structure buffer.</summary>
     public static int FieldI32(ReadOnlySpan<byte> data, FieldLayout field) => unchecked((int)Field(data, field, 4));
 
-    /// <summary>Reads a pointer-sized field from a structure buffer.</summary>
-    public static ulong FieldPointer(ReadOnlySpan<byte> data, FieldLayout field) => Field(data, field, 8);
+    /// <summary>Reads a pointer-sized field (a pointer, <c>long</c> or <c>unsigned long</c>) from a structure buffer.</summary>
+    public ulong FieldPointer(ReadOnlySpan<byte> data, FieldLayout field) => Field(data, field, PointerSize);
+
+    /// <summary>Reads an <c>unsigned long</c> field from a structure buffer: as wide as a pointer.</summary>
+    public ulong FieldULong(ReadOnlySpan<byte> data, FieldLayout field) => Field(data, field, PointerSize);
+
+    /// <summary>Reads a signed <c>long</c> field, sign-extended from the kernel's word.</summary>
+    public long FieldLong(ReadOnlySpan<byte> data, FieldLayout field) => PointerSize == 4
+        ? unchecked((int)Field(data, field, 4))
+        : unchecked((long)Field(data, field, 8));
 
     /// <summary>
     /// Walks a kernel <c>list_head</c> ring from <paramref name="head"/> and yields the address of each containing
@@ -187,8 +222,9 @@ internal sealed class LinuxKernel
     public bool TryReadPointer(ulong address, out ulong value)
     {
         Span<byte> b = stackalloc byte[8];
+        b = b[..PointerSize];
         int n = Memory.ReadVirtual(address, b, out _);
-        value = n == 8 ? BinaryPrimitives.ReadUInt64LittleEndian(b) : 0;
-        return n == 8;
+        value = n == b.Length ? Word(b, 0) : 0;
+        return n == b.Length;
     }
 }

@@ -39,7 +39,7 @@ internal sealed class PathResolver
     public ulong Inode(ulong dentry) => dentry == 0 ? 0 : _k.ReadPointer(dentry + (ulong)_dInode.Offset, "dentry.d_inode");
 
     /// <summary>The inode number, or 0.</summary>
-    public ulong InodeNumber(ulong inode) => inode == 0 || _inodeIno is not { } f ? 0 : _k.ReadU64(inode + (ulong)f.Offset, "inode.i_ino");
+    public ulong InodeNumber(ulong inode) => inode == 0 || _inodeIno is not { } f ? 0 : _k.ReadULong(inode + (ulong)f.Offset, "inode.i_ino");
 
     /// <summary>The inode's mode bits, or 0.</summary>
     public uint InodeMode(ulong inode)

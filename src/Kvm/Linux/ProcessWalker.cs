@@ -136,7 +136,8 @@ internal sealed class ProcessWalker
         }
         else
         {
-            _rssCounterSize = 8;
+            // atomic_long_t: the kernel's long.
+            _rssCounterSize = kernel.PointerSize;
         }
     }
 
@@ -291,8 +292,8 @@ internal sealed class ProcessWalker
             Prio = LinuxKernel.FieldI32(task, _prio),
             StaticPrio = LinuxKernel.FieldI32(task, _staticPrio),
             Cpu = _cpu is { } c ? LinuxKernel.FieldI32(task, c) : -1,
-            Mm = LinuxKernel.FieldPointer(task, _mm),
-            Signal = LinuxKernel.FieldPointer(task, _signal),
+            Mm = _k.FieldPointer(task, _mm),
+            Signal = _k.FieldPointer(task, _signal),
         };
 
         int commLen = (int)Math.Min(_comm.Size > 0 ? _comm.Size : 16, 64);
@@ -321,7 +322,7 @@ internal sealed class ProcessWalker
         uint exitState = (uint)LinuxKernel.Field(task, _exitState, 4);
         d.State = StateLetter(state, exitState);
 
-        ulong parent = LinuxKernel.FieldPointer(task, _realParent);
+        ulong parent = _k.FieldPointer(task, _realParent);
         Tolerate(d, () => d.ParentTgid = parent == 0 || parent == address ? 0 : _k.ReadI32(parent + (ulong)_tgid.Offset, "real_parent->tgid"));
 
         // The idle task's parent is itself; tasks whose parent is the idle task report ppid 0, as /proc does.
@@ -330,7 +331,7 @@ internal sealed class ProcessWalker
             d.ParentTgid = 0;
         }
 
-        ulong cred = LinuxKernel.FieldPointer(task, _cred);
+        ulong cred = _k.FieldPointer(task, _cred);
         if (cred != 0)
         {
             var cr = _k.ReadBytes(cred, _credSize, "cred");
@@ -345,18 +346,18 @@ internal sealed class ProcessWalker
             d.SignalUtime = LinuxKernel.Field(s, _signalUtime, 8);
             d.SignalStime = LinuxKernel.Field(s, _signalStime, 8);
             Tolerate(d, () => ReadIds(s, d));
-            Tolerate(d, () => ReadTty(LinuxKernel.FieldPointer(s, _tty), d));
+            Tolerate(d, () => ReadTty(_k.FieldPointer(s, _tty), d));
         }
 
         if (d.Mm != 0)
         {
             var mm = _k.ReadBytes(d.Mm, _mmSize, "mm_struct");
-            d.ArgStart = LinuxKernel.Field(mm, _argStart, 8);
-            d.ArgEnd = LinuxKernel.Field(mm, _argEnd, 8);
-            d.EnvStart = LinuxKernel.Field(mm, _envStart, 8);
-            d.EnvEnd = LinuxKernel.Field(mm, _envEnd, 8);
-            d.Pgd = LinuxKernel.FieldPointer(mm, _pgd);
-            d.TotalVm = LinuxKernel.Field(mm, _totalVm, 8);
+            d.ArgStart = _k.FieldULong(mm, _argStart);
+            d.ArgEnd = _k.FieldULong(mm, _argEnd);
+            d.EnvStart = _k.FieldULong(mm, _envStart);
+            d.EnvEnd = _k.FieldULong(mm, _envEnd);
+            d.Pgd = _k.FieldPointer(mm, _pgd);
+            d.TotalVm = _k.FieldULong(mm, _totalVm);
             d.Rss = ReadRss(mm);
         }
 
@@ -374,7 +375,7 @@ internal sealed class ProcessWalker
             return "";
         }
 
-        ulong kthread = LinuxKernel.FieldPointer(task, wp);
+        ulong kthread = _k.FieldPointer(task, wp);
         if (kthread == 0 || !_k.TryReadPointer(kthread + (ulong)data.Offset, out ulong worker) || worker == 0 ||
             !_k.TryReadPointer(worker + (ulong)pool.Offset, out ulong workerPool) || workerPool == 0 ||
             !_k.TryReadPointer(worker + (ulong)current.Offset, out ulong currentWork))
@@ -393,7 +394,7 @@ internal sealed class ProcessWalker
             return null;
         }
 
-        ulong kthread = LinuxKernel.FieldPointer(task, wp);
+        ulong kthread = _k.FieldPointer(task, wp);
         return kthread != 0 && _k.TryReadPointer(kthread + (ulong)fullName.Offset, out ulong name) && name != 0 ? _k.ReadCStringBytes(name, 64) : null;
     }
 
@@ -420,8 +421,9 @@ internal sealed class ProcessWalker
             return;
         }
 
-        d.Pgid = PidNumber(LinuxKernel.Field(signal, pids with { Offset = pids.Offset + (_pidTypePgid * 8), Size = 8 }, 8));
-        d.Sid = PidNumber(LinuxKernel.Field(signal, pids with { Offset = pids.Offset + (_pidTypeSid * 8), Size = 8 }, 8));
+        int pointer = _k.PointerSize;
+        d.Pgid = PidNumber(_k.FieldPointer(signal, pids with { Offset = pids.Offset + (_pidTypePgid * pointer), Size = pointer }));
+        d.Sid = PidNumber(_k.FieldPointer(signal, pids with { Offset = pids.Offset + (_pidTypeSid * pointer), Size = pointer }));
 
         int PidNumber(ulong pid) => pid == 0 ? 0 : _k.ReadI32(pid + (ulong)numbers.Offset + (ulong)nr.Offset, "pid->numbers[0].nr");
     }
@@ -464,18 +466,19 @@ internal sealed class ProcessWalker
         foreach (long type in _rssCounters)
         {
             long off = rss.Offset + (type * _rssCounterSize);
-            if (off + 8 > mm.Length)
+            if (off + _rssCounterSize > mm.Length)
             {
                 continue;
             }
 
             if (_rssIsPerCpuCounter && _percpuCount is { } count)
             {
+                // percpu_counter.count is an s64 on every architecture.
                 total += unchecked((long)LinuxKernel.Field(mm, count with { Offset = off + count.Offset, Size = 8 }, 8));
             }
             else
             {
-                total += unchecked((long)LinuxKernel.Field(mm, rss with { Offset = off, Size = 8, BitSize = 0 }, 8));
+                total += _k.FieldLong(mm, rss with { Offset = off, Size = _k.PointerSize, BitSize = 0 });
             }
         }
 

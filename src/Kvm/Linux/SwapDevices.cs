@@ -182,8 +182,7 @@ internal readonly record struct SwapHeaderIdentity(Guid Uuid, string? Label)
             return null;
         }
 
-        ulong vmemmap = k.Symbol(KernelGlobals.VmemmapBase.Name) is { } vb && k.TryReadPointer(vb, out ulong v) ? v : 0xffffea0000000000UL;
-        if (entry < vmemmap)
+        if (MemMap(k) is not { } vmemmap || entry < vmemmap)
         {
             return null;
         }
@@ -196,5 +195,25 @@ internal readonly record struct SwapHeaderIdentity(Guid Uuid, string? Label)
         }
 
         return Parse(page);
+    }
+
+    /// <summary>
+    /// The address of the <c>struct page</c> of pfn 0: x86-64's <c>vmemmap_base</c> (fixed 0xffffea0000000000 without
+    /// memory KASLR); a 32-bit kernel has no vmemmap, and with FLATMEM (i386's usual model) keeps its array in
+    /// <c>mem_map</c> (mm/memory.c; ARCH_PFN_OFFSET 0 on x86). Null when neither applies (i386 SPARSEMEM).
+    /// </summary>
+    private static ulong? MemMap(LinuxKernel k)
+    {
+        if (k.Symbol(KernelGlobals.VmemmapBase.Name) is { } vb)
+        {
+            return k.TryReadPointer(vb, out ulong v) ? v : null;
+        }
+
+        if (k.PointerSize == 4)
+        {
+            return k.Symbol(KernelGlobals.MemMap.Name) is { } mm && k.TryReadPointer(mm, out ulong m) && m != 0 ? m : null;
+        }
+
+        return 0xffffea0000000000UL;
     }
 }

@@ -56,13 +56,13 @@ internal sealed class SwapWalker
         var mappingField = _k.Types.OptionalField("file.f_mapping");
         for (int type = 0; type < nr; type++)
         {
-            ulong si = _k.ReadPointer(infoArray + ((ulong)type * 8), $"swap_info[{type}]");
+            ulong si = _k.ReadPointer(infoArray + ((ulong)type * (ulong)_k.PointerSize), $"swap_info[{type}]");
             if (si == 0)
             {
                 continue;
             }
 
-            ulong flags = _k.ReadU64(si + (ulong)_flags.Offset, "swap_info_struct.flags");
+            ulong flags = _k.ReadULong(si + (ulong)_flags.Offset, "swap_info_struct.flags");
             if ((flags & (ulong)_swpUsed) == 0)
             {
                 continue;

@@ -21,8 +21,8 @@ internal sealed class SystemWalker
     public LoadAverage LoadAverage()
     {
         ulong avenrun = _k.RequireSymbol(KernelGlobals.Avenrun.Name);
-        var raw = _k.ReadBytes(avenrun, 24, "avenrun");
-        double Value(int i) => BinaryPrimitives.ReadUInt64LittleEndian(raw.AsSpan(i * 8)) / FixedOne;
+        var raw = _k.ReadULongs(avenrun, 3, "avenrun");
+        double Value(int i) => raw[i] / FixedOne;
         int? threads = _k.Symbol(KernelGlobals.NrThreads.Name) is { } nt ? _k.ReadI32(nt, "nr_threads") : null;
         return new LoadAverage(Value(0), Value(1), Value(2), threads);
     }
@@ -85,7 +85,7 @@ internal sealed class SystemWalker
         }
 
         var offsets = PerCpuOffsets(nrCpuIds);
-        byte[] online = _k.Symbol(KernelGlobals.CpuOnlineMask.Name) is { } m ? _k.ReadBytes(m, (nrCpuIds + 63) / 64 * 8, "__cpu_online_mask") : [];
+        byte[] online = _k.Symbol(KernelGlobals.CpuOnlineMask.Name) is { } m ? _k.ReadBytes(m, Bitmap.Bytes(nrCpuIds, _k.PointerSize), "__cpu_online_mask") : [];
         var cpus = new List<CpuInfo>(nrCpuIds);
         ulong? current = CurrentTaskAddress(out long currentFieldOffset);
         // The current task's name is a bonus: without task_struct in the types, CPUs are still listed.
@@ -98,7 +98,7 @@ internal sealed class SystemWalker
             int? taskPid = null;
             string? taskComm = null;
             // A corrupt offset wraps around 2^64 here, and the read then fails quietly like any bad address.
-            if (current is { } cur && isOnline && _k.TryReadPointer(unchecked(cur + offsets[cpu] + (ulong)currentFieldOffset), out task) && task != 0 && pid is { } pidField && comm is { } commField)
+            if (current is { } cur && isOnline && _k.TryReadPointer(_k.AddressAdd(cur, offsets[cpu] + (ulong)currentFieldOffset), out task) && task != 0 && pid is { } pidField && comm is { } commField)
             {
                 try
                 {
@@ -125,14 +125,7 @@ internal sealed class SystemWalker
             return new ulong[count];
         }
 
-        var raw = _k.ReadBytes(table, count * 8L, "__per_cpu_offset");
-        var result = new ulong[count];
-        for (int i = 0; i < count; i++)
-        {
-            result[i] = BinaryPrimitives.ReadUInt64LittleEndian(raw.AsSpan(i * 8));
-        }
-
-        return result;
+        return _k.ReadULongs(table, count, "__per_cpu_offset");
     }
 
     /// <summary>The address of a per-CPU variable for <paramref name="cpu"/>: its symbol plus the CPU's offset.</summary>
@@ -155,8 +148,9 @@ internal sealed class SystemWalker
             throw new ArgumentOutOfRangeException(nameof(cpu), cpu, $"CPU {cpu} is not below nr_cpu_ids ({_offsets.Length})");
         }
 
-        // Unchecked: a corrupt offset gives a wrapped address, whose read then faults with a clear error.
-        return unchecked(symbolAddress + _offsets[cpu]);
+        // Wrapping: a corrupt offset gives a wrapped address, whose read then faults with a clear error; an i386
+        // offset below the static per-CPU section is "negative" and wraps at 32 bits, as the kernel's addition does.
+        return _k.AddressAdd(symbolAddress, _offsets[cpu]);
     }
 
     // Linux 6.2 gathered the hot per-CPU variables into struct pcpu_hot (current_task among them); before, the

@@ -1,5 +1,3 @@
-using Kvm.Translation.X64;
-
 namespace Kvm.Linux;
 
 /// <summary>
@@ -62,10 +60,9 @@ internal sealed class UserMemoryReader
             }
 
             ulong faultVa = fault.Address;
-            if (fault.Reason == MemoryFaultReason.SwappedOut && fault.Fault is { } f)
+            if (fault.Reason == MemoryFaultReason.SwappedOut && fault.Fault is { } f && _k.Memory.PageTable is { } table
+                && table.TryDecodeSwapEntry(f.Entry, out int type, out ulong offset))
             {
-                int type = X64SwapEntry.Type(f.Entry);
-                ulong offset = X64SwapEntry.Offset(f.Entry);
                 string where = $"swapped out: area {type}, offset {offset}";
                 if (_k.Swap is null)
                 {

@@ -82,7 +82,7 @@ internal sealed class LocklessRing
             throw new KvmException(KvmErrorCode.KernelType, $"printk: SIZE(prb_desc) = {_descSize} or SIZE(printk_info) = {_infoSize} is smaller than the fields VMCOREINFO places in them");
         }
 
-        (_facility, _levelByte) = LevelOffsets(offsetOf, word);
+        (_facility, _levelByte) = LevelOffsets(offsetOf);
 
         if (offsetOf("printk_info.dev_info") is { } devInfo
             && offsetOf("dev_printk_info.subsystem") is { } subsystem && lengthOf("printk_info_subsystem") is { } subsystemLength
@@ -102,7 +102,7 @@ internal sealed class LocklessRing
     /// declare <c>u16 text_len; u8 facility; u8 flags:5; u8 level:3; u32 caller_id;</c> so they follow text_len,
     /// but that is only trusted when every exported offset and the size match that declaration.
     /// </summary>
-    private (long? Facility, long? Level) LevelOffsets(Func<string, long?> offsetOf, int word)
+    private (long? Facility, long? Level) LevelOffsets(Func<string, long?> offsetOf)
     {
         long? facility = offsetOf("printk_info.facility");
         long? flags = offsetOf("printk_info.flags") ?? offsetOf("printk_info.level");
@@ -112,8 +112,9 @@ internal sealed class LocklessRing
         }
 
         // struct printk_info (5.10+): seq 0, ts_nsec 8, text_len 16, facility 18, flags/level 19, caller_id 20,
-        // dev_info 24 (struct dev_printk_info: char subsystem[16], device[48]), 88 bytes in all.
-        bool known = word == 8 && _seq == 0 && _tsNsec == 8 && _textLen == 16 && _callerId == 20
+        // dev_info 24 (struct dev_printk_info: char subsystem[16], device[48]), 88 bytes in all, on 32-bit kernels
+        // too (two leading u64s leave nothing for i386's 4-byte u64 alignment to change).
+        bool known = _seq == 0 && _tsNsec == 8 && _textLen == 16 && _callerId == 20
             && offsetOf("printk_info.dev_info") is null or 24 && _infoSize == 88;
         return known ? (_textLen + 2, _textLen + 3) : (null, null);
     }
@@ -290,8 +291,9 @@ internal sealed class LocklessRing
             offset = begin & (size - 1);
             length = next - begin;
         }
-        // Data positions start at BLK0_LPOS = -size and wrap modulo 2^64, so begin + size wraps on the first lap.
-        else if (unchecked(begin + size) >> (int)sizeBits == next >> (int)sizeBits)
+        // Data positions start at BLK0_LPOS = -size and wrap modulo 2^BITS_PER_LONG (2^32 on a 32-bit kernel), so
+        // begin + size wraps on the first lap.
+        else if ((unchecked(begin + size) & (word == 8 ? ulong.MaxValue : uint.MaxValue)) >> (int)sizeBits == next >> (int)sizeBits)
         {
             offset = 0;
             length = next & (size - 1);
