@@ -15,6 +15,9 @@ public sealed class ElfCoreBuilder
     /// <summary>Write e_phnum = PN_XNUM and the real count in section header 0's sh_info.</summary>
     public bool UsePnXnum { get; set; }
 
+    /// <summary>False for an ELFCLASS32 core (Elf32_Ehdr, Elf32_Phdr), as QEMU writes for an i386 guest whose memory ends below 4 GiB.</summary>
+    public bool Is64 { get; set; } = true;
+
     public ElfCoreBuilder AddNote(string name, uint type, byte[] descriptor)
     {
         _notes.Add((name, type, descriptor));
@@ -73,7 +76,73 @@ public sealed class ElfCoreBuilder
         return ms.ToArray();
     }
 
-    public byte[] Build()
+    public byte[] Build() => Is64 ? Build64() : Build32();
+
+    private byte[] Build32()
+    {
+        if (UsePnXnum)
+        {
+            throw new NotSupportedException("PN_XNUM is only built for ELF64 cores");
+        }
+
+        var notes = EncodeNotes(_notes);
+        int phnum = _loads.Count + (notes.Length > 0 ? 1 : 0);
+        const int ehSize = 52;
+        const int phEntSize = 32;
+        long dataOff = ehSize + ((long)phnum * phEntSize);
+        var ms = new MemoryStream();
+        var w = new BinaryWriter(ms);
+        w.Write(new byte[] { 0x7f, (byte)'E', (byte)'L', (byte)'F', 1, 1, 1, 0 });
+        w.Write(new byte[8]);
+        w.Write(Type);
+        w.Write(Machine);
+        w.Write(1u);
+        w.Write(0u);
+        w.Write((uint)ehSize);
+        w.Write(0u);
+        w.Write(0u);
+        w.Write((ushort)ehSize);
+        w.Write((ushort)phEntSize);
+        w.Write((ushort)phnum);
+        w.Write((ushort)0);
+        w.Write((ushort)0);
+        w.Write((ushort)0);
+
+        long offset = dataOff;
+        void Phdr(uint type, long off, ulong vaddr, ulong paddr, ulong filesz, ulong memsz, uint align)
+        {
+            w.Write(type);
+            w.Write(checked((uint)off));
+            w.Write(checked((uint)vaddr));
+            w.Write(checked((uint)paddr));
+            w.Write(checked((uint)filesz));
+            w.Write(checked((uint)memsz));
+            w.Write(7u);
+            w.Write(align);
+        }
+
+        if (notes.Length > 0)
+        {
+            Phdr(4, offset, 0, 0, (ulong)notes.Length, (ulong)notes.Length, 4);
+            offset += notes.Length;
+        }
+
+        foreach (var l in _loads)
+        {
+            Phdr(1, offset, l.VAddr, l.PAddr, (ulong)l.Data.Length, l.MemSize, 4096);
+            offset += l.Data.Length;
+        }
+
+        w.Write(notes);
+        foreach (var l in _loads)
+        {
+            w.Write(l.Data);
+        }
+
+        return ms.ToArray();
+    }
+
+    private byte[] Build64()
     {
         var notes = EncodeNotes(_notes);
         int phnum = _loads.Count + (notes.Length > 0 ? 1 : 0);
