@@ -17,6 +17,12 @@ internal static class I386LayoutDetector
     /// <summary>EM_386.</summary>
     public const ushort Em386 = 3;
 
+    /// <summary>
+    /// CONFIG_PHYSICAL_START's default (arch/x86/Kconfig): the link address of <c>_text</c> is <c>PAGE_OFFSET</c> + 16 MiB,
+    /// against which a relocation is assumed when no namelist gives the link address.
+    /// </summary>
+    private const ulong DefaultPhysicalStart = 0x1000000;
+
     /// <summary>The default <c>PAGE_OFFSET</c> (CONFIG_VMSPLIT_3G).</summary>
     public const ulong DefaultPageOffset = 0xC0000000;
 
@@ -65,13 +71,16 @@ internal static class I386LayoutDetector
 
         // VMCOREINFO_CONFIG(X86_PAE) is written only by PAE kernels; the vCPU's CR4 confirms it when QEMU saved one.
         bool pae = info.Get("CONFIG_X86_PAE") == "y" || (cpus.Count > 0 && (cpus[0].Cr4 & Cr4Pae) != 0);
-        long relocation = hints.Stext is { } linkStext ? unchecked((long)(stext - linkStext)) : 0;
         foreach (ulong pageOffset in PageOffsetCandidates(image, info))
         {
             if (rootVa < pageOffset || stext < pageOffset)
             {
                 continue;
             }
+
+            // Without a namelist, measure against the default link address: arch/x86/kernel/vmlinux.lds.S sets _text
+            // and _stext at the start of .text, and KASLR or a relocation moves both (kaslrOffset = _text - link _text).
+            long relocation = hints.Stext is { } linkStext ? unchecked((long)(stext - linkStext)) : unchecked((long)(stext - (pageOffset + DefaultPhysicalStart)));
 
             // Try the mode VMCOREINFO states first, then the other: a scanned or hand-made VMCOREINFO may lack the line.
             foreach (bool mode in new[] { pae, !pae })
