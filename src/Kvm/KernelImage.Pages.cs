@@ -91,7 +91,7 @@ public sealed partial class KernelImage
     {
         ulong pageOffset = Layout.PageOffsetBase ?? 0xC0000000;
         ulong maxLowmem = (1UL << 32) - pageOffset - (128UL << 20);
-        if (TryGetSymbol("max_low_pfn", out var symbol) && TryRead<uint>(symbol.Address, out uint maxLowPfn) && maxLowPfn > 0 && (ulong)maxLowPfn << 12 <= maxLowmem)
+        if (TryGetSymbol(Kvm.Linux.KernelGlobals.MaxLowPfn.Name, out var symbol) && TryRead<uint>(symbol.Address, out uint maxLowPfn) && maxLowPfn > 0 && (ulong)maxLowPfn << 12 <= maxLowmem)
         {
             return (ulong)maxLowPfn << 12;
         }
