@@ -276,6 +276,7 @@ public sealed partial class KernelImage
                 _linux = new LinuxKernel(_memory, name => TryGetSymbol(name, out var s) ? s.Address : null, types, _options.Limits, SwapSource())
                 {
                     PageSize = PageSize,
+                    SwapEntries = SwapEntryFormat.For(Layout.PagingMode, Release),
                 };
             }
 

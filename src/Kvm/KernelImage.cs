@@ -106,12 +106,15 @@ public sealed partial class KernelImage : IDisposable
 
         if (layout is null)
         {
-            throw new KvmException(KvmErrorCode.KernelLayout, $"{image.Files[0]}: cannot find the kernel's page tables: the image has no VMCOREINFO, no CPU state with CR3, and none was found in memory");
+            throw new KvmException(KvmErrorCode.KernelLayout, Arm64LayoutDetector.Applies(image, vmcoreInfo)
+                ? $"{image.Files[0]}: cannot find the arm64 kernel's page tables: VMCOREINFO is missing, or lacks PAGESIZE, NUMBER(VA_BITS), NUMBER(kimage_voffset) or SYMBOL(swapper_pg_dir) (Linux 4.12+), or swapper_pg_dir does not map itself"
+                : $"{image.Files[0]}: cannot find the kernel's page tables: the image has no VMCOREINFO, no CPU state with CR3, and none was found in memory");
         }
 
         foreach (var table in namelists)
         {
             table.Displacement = Displacement(table, vmcoreInfo, layout, live);
+            table.RelocationFloor = RelocationFloor(layout);
         }
 
         var memory = new KernelMemory(image, layout, options.Cache, live);
@@ -122,13 +125,16 @@ public sealed partial class KernelImage : IDisposable
             // symbol, so a bare dump is enough for processes, BTF and the rest.
             if (KallsymsReader.TryRead((a, b) => memory.ReadVirtual(a, b, out _), vmcoreInfo, options.Limits, out var kallsyms, out kallsymsError))
             {
-                namelists.Add(kallsyms!);
+                kallsyms!.RelocationFloor = RelocationFloor(layout);
+                namelists.Add(kallsyms);
             }
         }
 
         if (vmcoreInfo is not null)
         {
-            namelists.Add(NamelistLoader.FromVmcoreInfo(vmcoreInfo));
+            var fromInfo = NamelistLoader.FromVmcoreInfo(vmcoreInfo);
+            fromInfo.RelocationFloor = RelocationFloor(layout);
+            namelists.Add(fromInfo);
         }
 
         return new KernelImage(image, memory, namelists, vmcoreInfo, live, options) { KallsymsError = kallsymsError };
@@ -136,12 +142,20 @@ public sealed partial class KernelImage : IDisposable
 
     private static void CheckArchitecture(DumpImage image)
     {
-        if (image.ElfMachine is not (0 or LayoutDetector.EmX8664))
+        if (image.ElfMachine is not (0 or LayoutDetector.EmX8664 or Arm64LayoutDetector.EmAarch64))
         {
             string name = image.MachineName ?? $"ELF machine {image.ElfMachine}";
-            throw new KvmException(KvmErrorCode.NotSupported, $"{image.Files[0]}: {name} images are not supported yet (x86-64 only)");
+            throw new KvmException(KvmErrorCode.NotSupported, $"{image.Files[0]}: {name} images are not supported yet (x86-64 and aarch64 only)");
         }
     }
+
+    /// <summary>
+    /// The lowest address a namelist's displacement applies to: x86-64's text map (<c>__START_KERNEL_map</c>, so
+    /// per-CPU offsets and absolute symbols stay put); on arm64 the whole kernel half, where the image, its per-CPU
+    /// section and everything else a System.map lists are linked.
+    /// </summary>
+    private static ulong RelocationFloor(KernelLayout layout) =>
+        layout.PagingMode == PagingMode.Arm64 ? ulong.MaxValue << layout.VirtualAddressBits : KernelLayout.StartKernelMap;
 
     private static NamelistHints Hints(List<SymbolTable> namelists)
     {
@@ -231,7 +245,7 @@ public sealed partial class KernelImage : IDisposable
     public bool IsWritable => _image.CanWrite;
 
     /// <summary>The kernel architecture, as the kernel names it.</summary>
-    public string Architecture => _image.MachineName ?? "x86_64";
+    public string Architecture => _image.MachineName ?? Layout.Architecture;
 
     /// <summary>VMCOREINFO, from the container, the live kernel, or a scan of memory; null when none was found.</summary>
     public VmcoreInfo? VmcoreInfo { get; }

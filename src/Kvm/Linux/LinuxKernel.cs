@@ -42,6 +42,9 @@ internal sealed class LinuxKernel
     /// <summary>The page size of the kernel (4 KiB on x86-64).</summary>
     public int PageSize { get; init; } = 4096;
 
+    /// <summary>How the kernel encodes swap entries in PTEs (x86-64's unless told otherwise).</summary>
+    public SwapEntryFormat SwapEntries { get; init; } = SwapEntryFormat.X64;
+
     /// <summary>Looks up a symbol's runtime address.</summary>
     public ulong? Symbol(string name) => _symbol(name);
 

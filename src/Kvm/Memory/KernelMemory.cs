@@ -1,5 +1,7 @@
 using Kvm.Images;
 using Kvm.IO;
+using Kvm.Translation;
+using Kvm.Translation.Arm64;
 using Kvm.Translation.X64;
 
 namespace Kvm.Memory;
@@ -14,7 +16,7 @@ internal sealed class KernelMemory
 {
     private const ulong PageMask = ~0xfffUL;
     private readonly DumpImage _image;
-    private readonly X64PageTable? _pageTable;
+    private readonly IPageTableWalker? _pageTable;
     private readonly LruCache<(ulong Root, ulong Page), ulong> _tlb;
 
     public KernelMemory(DumpImage image, KernelLayout? layout, CacheOptions cache, bool live)
@@ -25,15 +27,27 @@ internal sealed class KernelMemory
         _tlb = new LruCache<(ulong Root, ulong Page), ulong>("tlb", live ? 0 : cache.Translations);
         if (layout is not null && layout.PagingMode != PagingMode.Unknown)
         {
-            _pageTable = new X64PageTable(new ImagePhysicalSource(image), layout.PagingLevels, layout.SmeMask, tables);
+            _pageTable = CreateWalker(new ImagePhysicalSource(image), layout, tables);
         }
     }
+
+    /// <summary>The page-table walker of <paramref name="layout"/>'s architecture.</summary>
+    public static IPageTableWalker CreateWalker(IPhysicalSource source, KernelLayout layout, int cachedTables) => layout.PagingMode switch
+    {
+        // TTBR1 (the kernel half) always walks from swapper_pg_dir, whichever process's tables are asked for.
+        PagingMode.Arm64 => new Arm64PageTable(source, Arm64PagingFormat.Create((ulong)layout.GranuleSize, layout.VirtualAddressBits), layout.PageTableRoot, cachedTables),
+        _ => new X64PageTable(source, layout.PagingLevels, layout.SmeMask, cachedTables),
+    };
 
     public DumpImage Image => _image;
 
     public KernelLayout? Layout { get; }
 
-    public X64PageTable? PageTable => _pageTable;
+    /// <summary>The x86-64 walker, or null (no root, or another architecture): the kernel page walk needs its enumeration.</summary>
+    public X64PageTable? PageTable => _pageTable as X64PageTable;
+
+    /// <summary>The page-table walker, or null when no page-table root is known.</summary>
+    public IPageTableWalker? Walker => _pageTable;
 
     public IReadOnlyList<CacheStatistics> CacheStatistics
     {

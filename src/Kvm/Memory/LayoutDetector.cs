@@ -20,6 +20,11 @@ internal static class LayoutDetector
 
     public static KernelLayout? Detect(DumpImage image, VmcoreInfo? vmcoreInfo, NamelistHints hints)
     {
+        if (Arm64LayoutDetector.Applies(image, vmcoreInfo))
+        {
+            return Arm64LayoutDetector.Detect(image, vmcoreInfo);
+        }
+
         var source = new ImagePhysicalSource(image);
         var cpus = QemuCpuStates(image);
 

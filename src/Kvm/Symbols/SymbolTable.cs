@@ -37,6 +37,12 @@ internal sealed class SymbolTable
     /// <summary>Added to text-map addresses on look-up: the KASLR offset for link-time namelists, 0 for runtime ones.</summary>
     public long Displacement { get; set; }
 
+    /// <summary>
+    /// The lowest address <see cref="Displacement"/> applies to: x86-64's text map by default; the kernel half on arm64,
+    /// where per-CPU symbols are ordinary image addresses.
+    /// </summary>
+    public ulong RelocationFloor { get; set; } = KernelLayout.StartKernelMap;
+
     /// <summary>The raw (undisplaced) value of <paramref name="name"/>, or null.</summary>
     public ulong? RawValue(string name) => _byName.TryGetValue(name, out int i) ? _byAddress[i].Address : null;
 
@@ -56,7 +62,7 @@ internal sealed class SymbolTable
     /// <summary>The symbol at or below <paramref name="address"/> (a runtime address).</summary>
     public bool TryFindByAddress(ulong address, out KernelSymbol symbol)
     {
-        ulong raw = address >= KernelLayout.StartKernelMap ? unchecked(address - (ulong)Displacement) : address;
+        ulong raw = address >= RelocationFloor ? unchecked(address - (ulong)Displacement) : address;
         int lo = 0;
         int hi = _byAddress.Length - 1;
         int found = -1;
@@ -87,5 +93,5 @@ internal sealed class SymbolTable
 
     public IEnumerable<KernelSymbol> Enumerate() => _byAddress.Select(s => s with { Address = Relocate(s.Address) });
 
-    private ulong Relocate(ulong address) => address >= KernelLayout.StartKernelMap ? unchecked(address + (ulong)Displacement) : address;
+    private ulong Relocate(ulong address) => address >= RelocationFloor ? unchecked(address + (ulong)Displacement) : address;
 }

@@ -11,4 +11,10 @@ public enum PagingMode
 
     /// <summary>x86-64 5-level paging (LA57, 57-bit virtual addresses).</summary>
     X64FiveLevel,
+
+    /// <summary>
+    /// AArch64 stage-1 translation (VMSAv8-64): 4, 16 or 64 KiB granule, 36 to 52 virtual-address bits, 2 to 5
+    /// levels; <see cref="KernelLayout.GranuleSize"/> and <see cref="KernelLayout.VirtualAddressBits"/> say which.
+    /// </summary>
+    Arm64,
 }

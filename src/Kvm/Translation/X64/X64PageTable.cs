@@ -8,7 +8,7 @@ namespace Kvm.Translation.X64;
 /// Linux arch/x86/include/asm/pgtable_types.h). The AMD SME C-bit (<c>sme_me_mask</c>) is cleared from every entry
 /// before use. Table pages are cached whole (one read per new table, as drgn's iterator does) in a bounded LRU.
 /// </summary>
-internal sealed class X64PageTable
+internal sealed class X64PageTable : IPageTableWalker
 {
     /// <summary>Bits 12..51: the frame of a table or 4 KiB page.</summary>
     public const ulong FrameMask = 0x000ffffffffff000;
