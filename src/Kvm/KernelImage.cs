@@ -244,8 +244,11 @@ public sealed partial class KernelImage : IDisposable
     /// <summary>True when opened for writing and the format allows it.</summary>
     public bool IsWritable => _image.CanWrite;
 
-    /// <summary>The kernel architecture, as the kernel names it.</summary>
-    public string Architecture => _image.MachineName ?? Layout.Architecture;
+    /// <summary>
+    /// The kernel architecture, as the kernel names it: the kdump header's machine, else what the layout found (QEMU
+    /// writes "Unknown" in an arm64 kdump header's utsname, which the layout then overrides).
+    /// </summary>
+    public string Architecture => _image.MachineName is { } m && m != "Unknown" ? m : Layout.Architecture;
 
     /// <summary>VMCOREINFO, from the container, the live kernel, or a scan of memory; null when none was found.</summary>
     public VmcoreInfo? VmcoreInfo { get; }

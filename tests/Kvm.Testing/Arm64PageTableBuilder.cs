@@ -155,10 +155,10 @@ public sealed class Arm64PageTableBuilder : IFakePageTables
     }
 
     /// <summary>
-    /// The Linux arm64 swap PTE for (type, offset): type at bit <paramref name="typeShift"/> (2 in 6.1-6.2, 3 from 6.3),
-    /// offset at bit 8 (arch/arm64/include/asm/pgtable.h).
+    /// The Linux arm64 swap PTE for (type, offset): type at bit <paramref name="typeShift"/> (3 since 5.19, as in 6.1;
+    /// 2 before), offset at bit 8 (arch/arm64/include/asm/pgtable.h).
     /// </summary>
-    public static ulong SwapEntry(int type, ulong offset, int typeShift = 2) => ((ulong)type << typeShift) | (offset << 8);
+    public static ulong SwapEntry(int type, ulong offset, int typeShift = 3) => ((ulong)type << typeShift) | (offset << 8);
 
     IFakePageTables IFakePageTables.Map(ulong va, ulong pa, ulong size) => Map(va, pa, size);
 

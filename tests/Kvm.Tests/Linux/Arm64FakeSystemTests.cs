@@ -23,7 +23,7 @@ public sealed class Arm64FakeSystemTests
         Assert.Equal(["/sbin/init", "splash"], image.GetArguments(image.FindProcess(1)!).Strings);
         Assert.Equal(["HOME=/", "TERM=linux"], image.GetEnvironment(image.FindProcess(1)!).Strings);
 
-        // The python environment's second half is an arm64 swap PTE (Linux 6.1 layout: type in bits 7:2, offset from bit 8).
+        // The python environment's second half is an arm64 swap PTE (Linux 6.1 layout: type in bits 7:3, offset from bit 8).
         var env = image.GetEnvironment(image.FindProcess(200)!);
         Assert.Contains($"swapped out: area 0, offset {FakeSystem.SwapOffset}", env.Reason, StringComparison.Ordinal);
         Assert.Equal(MemoryFaultReason.SwappedOut, env.FaultReason);
@@ -39,14 +39,16 @@ public sealed class Arm64FakeSystemTests
     }
 
     [Fact]
-    public void SwappedOutPage_OfALinux63Kernel_DecodesTheFiveBitType()
+    public void SwapPte_OfLinux61_KeepsTheExclusiveBitOutOfTheType()
     {
-        // From 6.3 bit 2 is the exclusive marker and the type is in bits 7:3.
-        var pte = Arm64PageTableBuilder.SwapEntry(5, 0x777, typeShift: 3) | 4;
-        var format = Kvm.Linux.SwapEntryFormat.For(PagingMode.Arm64, "6.3.0-1-arm64");
+        // Since 5.19 bit 2 is the exclusive marker and the type is in bits 7:3: the PTE 0x304 a Debian 6.1 arm64 guest
+        // wrote for an exclusive page in slot 3 of area 0. Before 5.19 the type started at bit 2.
+        var format = Kvm.Linux.SwapEntryFormat.For(PagingMode.Arm64, "6.1.0-50-arm64");
+        Assert.Equal(0, format.Type(0x304));
+        Assert.Equal(3UL, format.Offset(0x304));
 
-        Assert.Equal(5, format.Type(pte));
-        Assert.Equal(0x777UL, format.Offset(pte));
-        Assert.Equal(11, Kvm.Linux.SwapEntryFormat.For(PagingMode.Arm64, "6.1.0-56-arm64").Type(pte));
+        var old = Kvm.Linux.SwapEntryFormat.For(PagingMode.Arm64, "5.10.0-30-arm64");
+        Assert.Equal(5, old.Type(Arm64PageTableBuilder.SwapEntry(5, 0x777, typeShift: 2)));
+        Assert.Equal(0x777UL, old.Offset(Arm64PageTableBuilder.SwapEntry(5, 0x777, typeShift: 2)));
     }
 }

@@ -247,7 +247,7 @@ public sealed class Arm64PageTableTests
     [Theory]
     [InlineData(2)]
     [InlineData(3)]
-    public void Translate_SwapPte_IsASwapEntryThatDecodesForLinux61And63(int typeShift)
+    public void Translate_SwapPte_IsASwapEntryThatDecodesForLinux518And61(int typeShift)
     {
         var memory = new PhysicalMemoryBuilder();
         ulong pte = Arm64PageTableBuilder.SwapEntry(3, 0x12345, typeShift);
@@ -262,11 +262,12 @@ public sealed class Arm64PageTableTests
     }
 
     [Theory]
-    [InlineData("6.1.0-56-arm64", 2)]
-    [InlineData("6.2.16", 2)]
-    [InlineData("6.3.0", 3)]
+    [InlineData("5.18.19", 2)]
+    [InlineData("5.10.0-30-arm64", 2)]
+    [InlineData("5.19.0", 3)]
+    [InlineData("6.1.0-50-arm64", 3)]
     [InlineData("6.12.9-arm64", 3)]
-    [InlineData(null, 2)]
+    [InlineData(null, 3)]
     public void SwapTypeShift_FollowsTheKernelRelease(string? release, int shift) =>
         Assert.Equal(shift, Arm64SwapEntry.TypeShift(Kvm.Linux.SwapEntryFormat.ParseRelease(release)));
 
