@@ -182,19 +182,36 @@ internal readonly record struct SwapHeaderIdentity(Guid Uuid, string? Label)
             return null;
         }
 
-        ulong vmemmap = k.Symbol(KernelGlobals.VmemmapBase.Name) is { } vb && k.TryReadPointer(vb, out ulong v) ? v : 0xffffea0000000000UL;
+        ulong vmemmap = VmemmapBase(k, pageStructSize);
         if (entry < vmemmap)
         {
             return null;
         }
 
         ulong pfn = (entry - vmemmap) / (ulong)pageStructSize;
-        var page = new byte[4096];
-        if (k.Memory.ReadPhysical(pfn * 4096, page, out _) != page.Length)
+        var page = new byte[k.PageSize];
+        if (k.Memory.ReadPhysical(pfn * (ulong)k.PageSize, page, out _) != page.Length)
         {
             return null;
         }
 
         return Parse(page);
+    }
+
+    /// <summary>
+    /// The address of pfn 0's <c>struct page</c>. x86-64: <c>vmemmap_base</c> (fixed 0xffffea0000000000 without memory
+    /// KASLR). arm64 (arch/arm64/include/asm/memory.h, 5.4+): <c>vmemmap = (struct page *)VMEMMAP_START -
+    /// (memstart_addr &gt;&gt; PAGE_SHIFT)</c>, with <c>memstart_addr</c> = PHYS_OFFSET (negative with a randomized
+    /// linear map).
+    /// </summary>
+    private static ulong VmemmapBase(LinuxKernel k, long pageStructSize)
+    {
+        if (k.Memory.Layout is { PagingMode: PagingMode.Arm64, VmemmapStart: not 0 } layout)
+        {
+            long firstPfn = layout.PhysBase >> System.Numerics.BitOperations.Log2((uint)k.PageSize);
+            return unchecked(layout.VmemmapStart - (ulong)(firstPfn * pageStructSize));
+        }
+
+        return k.Symbol(KernelGlobals.VmemmapBase.Name) is { } vb && k.TryReadPointer(vb, out ulong v) ? v : 0xffffea0000000000UL;
     }
 }

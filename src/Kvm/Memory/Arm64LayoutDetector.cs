@@ -71,6 +71,7 @@ internal static class Arm64LayoutDetector
                 KaslrOffsetKnown = info.KernelOffset is not null,
                 PhysBase = physOffset,
                 PageOffsetBase = LinearMapBase(table, root, (int)(vaBits ?? bits), physOffset),
+                VmemmapStart = VmemmapStart(info, granule, (int)(vaBits ?? bits)),
                 Method = "vmcoreinfo",
             };
         }
@@ -100,6 +101,22 @@ internal static class Arm64LayoutDetector
         }
 
         return list;
+    }
+
+    /// <summary>
+    /// <c>VMEMMAP_START</c>: VMCOREINFO's <c>NUMBER(VMEMMAP_START)</c> (5.x+), else as arch/arm64/include/asm/memory.h
+    /// (5.12+) defines it, <c>-(1 &lt;&lt; (VA_BITS - VMEMMAP_SHIFT))</c> with <c>VMEMMAP_SHIFT = PAGE_SHIFT -
+    /// STRUCT_PAGE_MAX_SHIFT</c> and a 64-byte <c>struct page</c> (STRUCT_PAGE_MAX_SHIFT 6).
+    /// </summary>
+    private static ulong VmemmapStart(VmcoreInfo info, int granule, int vaBits)
+    {
+        if (info.GetNumber("VMEMMAP_START") is { } start)
+        {
+            return unchecked((ulong)start);
+        }
+
+        int pageShift = granule == 4096 ? 12 : granule == 16384 ? 14 : 16;
+        return ulong.MaxValue << (vaBits - (pageShift - 6));
     }
 
     /// <summary>

@@ -48,6 +48,13 @@ public sealed record KernelLayout
     /// <summary>AArch64: <c>kimage_voffset</c>, the kernel image map's offset: <c>__pa_symbol(x) = x - kimage_voffset</c>; 0 elsewhere.</summary>
     public ulong KimageVoffset { get; init; }
 
+    /// <summary>
+    /// AArch64: <c>VMEMMAP_START</c>, where the <c>struct page</c> of the linear map's first frame sits (the kernel's
+    /// <c>vmemmap</c> is this minus <c>PHYS_OFFSET &gt;&gt; PAGE_SHIFT</c> pages); 0 elsewhere (x86-64 reads
+    /// <c>vmemmap_base</c>).
+    /// </summary>
+    public ulong VmemmapStart { get; init; }
+
     /// <summary>The kernel architecture as the kernel names it (<c>x86_64</c>, <c>aarch64</c>).</summary>
     public string Architecture => PagingMode == PagingMode.Arm64 ? "aarch64" : "x86_64";
 
