@@ -277,6 +277,7 @@ public sealed partial class KernelImage
                 {
                     PageSize = PageSize,
                     PointerSize = PointerSize,
+                    SwapEntries = SwapEntryFormat.For(Layout.PagingMode, Release),
                 };
             }
 

@@ -38,6 +38,11 @@ public sealed partial class KernelImage
     public IEnumerable<KernelPage> EnumeratePages()
     {
         ThrowIfDisposed();
+        if (Layout.PagingMode == PagingMode.Arm64)
+        {
+            throw new KvmException(KvmErrorCode.NotSupported, $"{_image.Files[0]}: the kernel page walk (kvm_walk_pages) is implemented for x86-64 only; aarch64 images translate and read, but their pages are not enumerated");
+        }
+
         var table = _memory.PageTable ?? throw new KvmException(KvmErrorCode.KernelLayout, $"{_image.Files[0]}: no page-table root is known, so the kernel's pages cannot be walked");
         var pages = KernelPageWalker.Enumerate(_image, table, Layout, DirectMapLimit(), _options.Limits);
         return WhileOpen(pages);

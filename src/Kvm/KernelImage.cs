@@ -106,17 +106,15 @@ public sealed partial class KernelImage : IDisposable
 
         if (layout is null)
         {
-            throw new KvmException(KvmErrorCode.KernelLayout, $"{image.Files[0]}: cannot find the kernel's page tables: the image has no VMCOREINFO, no CPU state with CR3, and none was found in memory");
+            throw new KvmException(KvmErrorCode.KernelLayout, Arm64LayoutDetector.Applies(image, vmcoreInfo)
+                ? $"{image.Files[0]}: cannot find the arm64 kernel's page tables: VMCOREINFO is missing, or lacks PAGESIZE, NUMBER(VA_BITS), NUMBER(kimage_voffset) or SYMBOL(swapper_pg_dir) (Linux 4.12+), or swapper_pg_dir does not map itself"
+                : $"{image.Files[0]}: cannot find the kernel's page tables: the image has no VMCOREINFO, no CPU state with CR3, and none was found in memory");
         }
 
         foreach (var table in namelists)
         {
             table.Displacement = Displacement(table, vmcoreInfo, layout, live);
-            if (layout.PointerSize == 4 && layout.PageOffsetBase is { } pageOffset)
-            {
-                // An i386 kernel is relocated whole, per-CPU variables included: everything above PAGE_OFFSET moves.
-                table.RelocationBase = pageOffset;
-            }
+            table.RelocationBase = RelocationFloor(layout);
         }
 
         var memory = new KernelMemory(image, layout, options.Cache, live);
@@ -127,13 +125,16 @@ public sealed partial class KernelImage : IDisposable
             // symbol, so a bare dump is enough for processes, BTF and the rest.
             if (KallsymsReader.TryRead((a, b) => memory.ReadVirtual(a, b, out _), vmcoreInfo, options.Limits, out var kallsyms, out kallsymsError))
             {
-                namelists.Add(kallsyms!);
+                kallsyms!.RelocationBase = RelocationFloor(layout);
+                namelists.Add(kallsyms);
             }
         }
 
         if (vmcoreInfo is not null)
         {
-            namelists.Add(NamelistLoader.FromVmcoreInfo(vmcoreInfo));
+            var fromInfo = NamelistLoader.FromVmcoreInfo(vmcoreInfo);
+            fromInfo.RelocationBase = RelocationFloor(layout);
+            namelists.Add(fromInfo);
         }
 
         return new KernelImage(image, memory, namelists, vmcoreInfo, live, options) { KallsymsError = kallsymsError };
@@ -141,12 +142,25 @@ public sealed partial class KernelImage : IDisposable
 
     private static void CheckArchitecture(DumpImage image)
     {
-        if (image.ElfMachine is not (0 or LayoutDetector.EmX8664 or I386LayoutDetector.Em386))
+        if (image.ElfMachine is not (0 or LayoutDetector.EmX8664 or I386LayoutDetector.Em386 or Arm64LayoutDetector.EmAarch64))
         {
             string name = image.MachineName ?? $"ELF machine {image.ElfMachine}";
-            throw new KvmException(KvmErrorCode.NotSupported, $"{image.Files[0]}: {name} images are not supported yet (x86-64 and i386 only)");
+            throw new KvmException(KvmErrorCode.NotSupported, $"{image.Files[0]}: {name} images are not supported yet (x86-64, i386 and aarch64 only)");
         }
     }
+
+    /// <summary>
+    /// The lowest address a namelist's displacement applies to: x86-64's text map (<c>__START_KERNEL_map</c>, so
+    /// per-CPU offsets and absolute symbols stay put); on arm64 the whole kernel half, where the image, its per-CPU
+    /// section and everything else a System.map lists are linked; on i386 PAGE_OFFSET, since the kernel is relocated
+    /// whole, per-CPU variables included.
+    /// </summary>
+    private static ulong RelocationFloor(KernelLayout layout) => layout switch
+    {
+        { PagingMode: PagingMode.Arm64 } => ulong.MaxValue << layout.VirtualAddressBits,
+        { PointerSize: 4, PageOffsetBase: { } pageOffset } => pageOffset,
+        _ => KernelLayout.StartKernelMap,
+    };
 
     private static NamelistHints Hints(List<SymbolTable> namelists)
     {
@@ -235,10 +249,14 @@ public sealed partial class KernelImage : IDisposable
     /// <summary>True when opened for writing and the format allows it.</summary>
     public bool IsWritable => _image.CanWrite;
 
-    /// <summary>The kernel architecture, as the kernel names it: <c>x86_64</c>, or <c>i386</c> for any 32-bit x86 kernel (a kdump header's <c>i686</c> included).</summary>
-    public string Architecture => Layout.PointerSize == 4 ? "i386" : _image.MachineName ?? "x86_64";
+    /// <summary>
+    /// The kernel architecture, as the kernel names it: <c>i386</c> for any 32-bit x86 kernel (a kdump header's
+    /// <c>i686</c> included); else the kdump header's machine, else what the layout found (QEMU writes "Unknown" in an
+    /// arm64 kdump header's utsname).
+    /// </summary>
+    public string Architecture => Layout.PointerSize == 4 ? "i386" : _image.MachineName is { } m && m != "Unknown" ? m : Layout.Architecture;
 
-    /// <summary>The size of the kernel's pointers and <c>unsigned long</c> in bytes: 8 on x86-64, 4 on i386.</summary>
+    /// <summary>The size of the kernel's pointers and <c>unsigned long</c> in bytes: 8 on x86-64 and aarch64, 4 on i386.</summary>
     public int PointerSize => Layout.PointerSize;
 
     /// <summary>VMCOREINFO, from the container, the live kernel, or a scan of memory; null when none was found.</summary>

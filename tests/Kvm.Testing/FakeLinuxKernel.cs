@@ -9,7 +9,7 @@ namespace Kvm.Testing;
 /// written as a QEMU-style ELF core (with or without the VMCOREINFO and CPU notes) or as a raw image, with a
 /// matching link-time System.map, so the façade can be tested end to end without QEMU.
 /// </summary>
-public sealed class FakeLinuxKernel
+public sealed class FakeLinuxKernel : IFakeKernel
 {
     public const ulong LinkText = 0xffffffff81000000;
     public const string Release = "6.1.0-fake-amd64";
@@ -79,6 +79,12 @@ public sealed class FakeLinuxKernel
         $"{LinkText:x16} T _text\n{LinkText:x16} T _stext\n{LinkText + BannerOffset:x16} R linux_banner\n" +
         $"{LinkText + UtsOffset:x16} D init_uts_ns\n{LinkText + JiffiesOffset:x16} D jiffies\n" +
         $"{InitTopPgtVa - KaslrOffset:x16} D init_top_pgt\n";
+
+    ulong IFakeKernel.ImageSize => ImageSize;
+
+    IFakePageTables IFakeKernel.NewUserTables() => new X64PageTableBuilder(Memory, FiveLevel);
+
+    byte[] IFakeKernel.ToElf() => ToElf();
 
     /// <summary>The fake image as a QEMU-style ELF core.</summary>
     public byte[] ToElf(bool vmcoreInfoNote = true, bool cpuNote = true)

@@ -23,6 +23,20 @@ public sealed class PhysicalMemoryBuilder
         return pa;
     }
 
+    /// <summary>Returns a fresh zeroed, <paramref name="size"/>-aligned block of <paramref name="size"/> bytes (a multiple of 4 KiB).</summary>
+    public ulong AllocateBlock(ulong size)
+    {
+        _next = (_next + size - 1) & ~(size - 1);
+        ulong pa = _next;
+        for (ulong off = 0; off < size; off += 4096)
+        {
+            Page(pa + off);
+        }
+
+        _next += size;
+        return pa;
+    }
+
     public byte[] Page(ulong pa)
     {
         ulong key = pa & ~0xfffUL;

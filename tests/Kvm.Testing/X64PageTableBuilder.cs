@@ -1,7 +1,7 @@
 namespace Kvm.Testing;
 
 /// <summary>Builds x86-64 page tables (4- or 5-level) in a <see cref="PhysicalMemoryBuilder"/>.</summary>
-public sealed class X64PageTableBuilder
+public sealed class X64PageTableBuilder : IFakePageTables
 {
     public const ulong Present = 1;
     public const ulong Writable = 2;
@@ -73,6 +73,12 @@ public sealed class X64PageTableBuilder
 
     /// <summary>The x86-64 swap PTE for (type, offset), as Linux 4.20+ encodes it.</summary>
     public static ulong SwapEntry(int type, ulong offset) => ((ulong)type << 59) | ((~offset << 14) >> 5 & 0x07fffffffffffe00UL);
+
+    IFakePageTables IFakePageTables.Map(ulong va, ulong pa, ulong size) => Map(va, pa, size);
+
+    IFakePageTables IFakePageTables.SetPte(ulong va, ulong rawEntry) => SetPte(va, rawEntry);
+
+    ulong IFakePageTables.SwapEntryFor(int type, ulong offset) => SwapEntry(type, offset);
 
     private int Index(ulong va, int level) => (int)((va >> (12 + (9 * (Levels - 1 - level)))) & 511);
 

@@ -37,7 +37,13 @@ internal static class InfoCommand
                 w.WriteString("release", image.Release);
                 w.WriteNumber("pageSize", image.PageSize);
                 w.WriteNumber("pagingLevels", layout.PagingLevels);
+                w.WriteString("os", "Linux");
                 w.WriteString("paging", layout.PagingDescription);
+                if (layout.PagingMode == PagingMode.Arm64)
+                {
+                    w.WriteString("kimageVoffset", JsonOutput.Hex(layout.KimageVoffset));
+                }
+
                 w.WriteString("kaslrOffset", AddressExpression.SignedHex(layout.KaslrOffset));
                 w.WriteBoolean("kaslrOffsetKnown", layout.KaslrOffsetKnown);
                 w.WriteString("physBase", AddressExpression.SignedHex(layout.PhysBase));
@@ -109,12 +115,22 @@ internal static class InfoCommand
         o.WriteLine($"format          {FormatName(image.Format)} ({image.FormatDescription}){(image.IsFlattened ? ", flattened" : string.Empty)}");
         o.WriteLine($"files           {string.Join(' ', image.Files)}");
         o.WriteLine($"compression     {compression}");
+        o.WriteLine($"os              Linux");
         o.WriteLine($"arch            {image.Architecture}");
         o.WriteLine($"release         {image.Release ?? "(unknown)"}");
         o.WriteLine($"page size       {image.PageSize}");
         o.WriteLine($"paging          {layout.PagingDescription}");
         o.WriteLine($"kaslr offset    {AddressExpression.SignedHex(layout.KaslrOffset)}{(layout.KaslrOffsetKnown ? string.Empty : " (assumed: no namelist or VMCOREINFO to measure it)")}");
-        o.WriteLine($"phys_base       {AddressExpression.SignedHex(layout.PhysBase)}");
+        if (layout.PagingMode == PagingMode.Arm64)
+        {
+            o.WriteLine($"phys_offset     {AddressExpression.SignedHex(layout.PhysBase)}");
+            o.WriteLine($"kimage_voffset  {JsonOutput.Hex(layout.KimageVoffset)}");
+        }
+        else
+        {
+            o.WriteLine($"phys_base       {AddressExpression.SignedHex(layout.PhysBase)}");
+        }
+
         o.WriteLine($"page_offset     {(layout.PageOffsetBase is { } p ? JsonOutput.Hex(p) : "(unknown)")}");
         o.WriteLine($"page table      {JsonOutput.Hex(layout.PageTableRoot)} (found by {layout.Method})");
         o.WriteLine($"vmcoreinfo      {(image.VmcoreInfo is { } vi ? $"yes ({vi.Source})" : "no")}");

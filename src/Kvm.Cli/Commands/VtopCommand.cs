@@ -71,10 +71,14 @@ internal static class VtopCommand
         return 0;
     }
 
+    // Every page or block size either architecture maps is a power of two from 4 KiB (x86-64) to 4 TiB (an arm64
+    // 64 KiB-granule level-1 block).
     private static string PageSizeName(ulong size) => size switch
     {
-        1UL << 30 => "1 GiB",
-        1UL << 21 => "2 MiB",
+        >= 1UL << 40 => $"{size >> 40} TiB",
+        >= 1UL << 30 => $"{size >> 30} GiB",
+        >= 1UL << 20 => $"{size >> 20} MiB",
+        >= 1UL << 10 => $"{size >> 10} KiB",
         _ => "4 KiB",
     };
 }

@@ -40,13 +40,19 @@ internal static class KernelGlobals
     public static readonly KernelGlobal CpuOnlineMask = new("__cpu_online_mask", "struct cpumask (unsigned long bits[])", "kernel/cpu.c, 4.5+");
 
     /// <summary>Each CPU's offset to add to a per-CPU symbol.</summary>
-    public static readonly KernelGlobal PerCpuOffset = new("__per_cpu_offset", "unsigned long[NR_CPUS]", "arch/x86/kernel/setup_percpu.c, SMP kernels");
+    public static readonly KernelGlobal PerCpuOffset = new("__per_cpu_offset", "unsigned long[NR_CPUS]", "mm/percpu.c (arch/x86/kernel/setup_percpu.c on x86), SMP kernels");
 
     /// <summary>The per-CPU block of hot variables, with <c>current_task</c>.</summary>
     public static readonly KernelGlobal PcpuHot = new("pcpu_hot", "struct pcpu_hot (per-CPU)", "arch/x86, 6.2+");
 
     /// <summary>The per-CPU current task pointer before <c>pcpu_hot</c>.</summary>
     public static readonly KernelGlobal CurrentTask = new("current_task", "struct task_struct * (per-CPU)", "arch/x86, up to 6.1");
+
+    /// <summary>
+    /// arm64's per-CPU copy of the current task: <c>current</c> itself lives in SP_EL0, a register no dump keeps, and
+    /// the context switch stores the next task here (<c>entry_task_switch</c>).
+    /// </summary>
+    public static readonly KernelGlobal EntryTask = new("__entry_task", "struct task_struct * (per-CPU)", "arch/arm64/kernel/process.c, 4.10+");
 
     /// <summary>The base of the <c>struct page</c> array.</summary>
     public static readonly KernelGlobal VmemmapBase = new("vmemmap_base", "unsigned long", "arch/x86/mm/kaslr.c, 4.9+ (fixed 0xffffea0000000000 without memory KASLR)");
@@ -74,6 +80,6 @@ internal static class KernelGlobals
 
     /// <summary>Every global above, for documentation and tests.</summary>
     public static IReadOnlyList<KernelGlobal> All { get; } =
-        [InitTask, Avenrun, NrThreads, SwapInfo, NrSwapfiles, TkCore, NrCpuIds, CpuOnlineMask, PerCpuOffset, PcpuHot, CurrentTask, VmemmapBase, MemMap, MaxLowPfn,
+        [InitTask, Avenrun, NrThreads, SwapInfo, NrSwapfiles, TkCore, NrCpuIds, CpuOnlineMask, PerCpuOffset, PcpuHot, CurrentTask, EntryTask, VmemmapBase, MemMap, MaxLowPfn,
          CpuPossibleMask, KernelCpustat, TickCpuSched, TickNohzActive, Runqueues];
 }

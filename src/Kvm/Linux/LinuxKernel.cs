@@ -45,6 +45,9 @@ internal sealed class LinuxKernel
     /// <summary>The size of the kernel's pointers and <c>long</c>: 8 on x86-64, 4 on i386.</summary>
     public int PointerSize { get; init; } = 8;
 
+    /// <summary>How the kernel encodes swap entries in PTEs (x86-64's unless told otherwise).</summary>
+    public SwapEntryFormat SwapEntries { get; init; } = SwapEntryFormat.X64;
+
     /// <summary>Looks up a symbol's runtime address.</summary>
     public ulong? Symbol(string name) => _symbol(name);
 

@@ -182,14 +182,14 @@ internal readonly record struct SwapHeaderIdentity(Guid Uuid, string? Label)
             return null;
         }
 
-        if (MemMap(k) is not { } vmemmap || entry < vmemmap)
+        if (MemMap(k, pageStructSize) is not { } vmemmap || entry < vmemmap)
         {
             return null;
         }
 
         ulong pfn = (entry - vmemmap) / (ulong)pageStructSize;
-        var page = new byte[4096];
-        if (k.Memory.ReadPhysical(pfn * 4096, page, out _) != page.Length)
+        var page = new byte[k.PageSize];
+        if (k.Memory.ReadPhysical(pfn * (ulong)k.PageSize, page, out _) != page.Length)
         {
             return null;
         }
@@ -198,12 +198,20 @@ internal readonly record struct SwapHeaderIdentity(Guid Uuid, string? Label)
     }
 
     /// <summary>
-    /// The address of the <c>struct page</c> of pfn 0: x86-64's <c>vmemmap_base</c> (fixed 0xffffea0000000000 without
-    /// memory KASLR); a 32-bit kernel has no vmemmap, and with FLATMEM (i386's usual model) keeps its array in
-    /// <c>mem_map</c> (mm/memory.c; ARCH_PFN_OFFSET 0 on x86). Null when neither applies (i386 SPARSEMEM).
+    /// The address of pfn 0's <c>struct page</c>. x86-64: <c>vmemmap_base</c> (fixed 0xffffea0000000000 without memory
+    /// KASLR). arm64 (arch/arm64/include/asm/memory.h, 5.4+): <c>vmemmap = (struct page *)VMEMMAP_START -
+    /// (memstart_addr &gt;&gt; PAGE_SHIFT)</c>, with <c>memstart_addr</c> = PHYS_OFFSET (negative with a randomized
+    /// linear map). A 32-bit kernel has no vmemmap, and with FLATMEM (i386's usual model) keeps its array in
+    /// <c>mem_map</c> (mm/memory.c; ARCH_PFN_OFFSET 0 on x86). Null when none applies (i386 SPARSEMEM).
     /// </summary>
-    private static ulong? MemMap(LinuxKernel k)
+    private static ulong? MemMap(LinuxKernel k, long pageStructSize)
     {
+        if (k.Memory.Layout is { PagingMode: PagingMode.Arm64, VmemmapStart: not 0 } layout)
+        {
+            long firstPfn = layout.PhysBase >> System.Numerics.BitOperations.Log2((uint)k.PageSize);
+            return unchecked(layout.VmemmapStart - (ulong)(firstPfn * pageStructSize));
+        }
+
         if (k.Symbol(KernelGlobals.VmemmapBase.Name) is { } vb)
         {
             return k.TryReadPointer(vb, out ulong v) ? v : null;

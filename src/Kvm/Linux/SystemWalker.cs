@@ -8,7 +8,7 @@ internal sealed class SystemWalker
     // include/linux/sched/loadavg.h: avenrun is fixed point with FSHIFT 11 bits of fraction.
     private const double FixedOne = 1 << 11;
 
-    // include/linux/threads.h: NR_CPUS is at most 8192 on x86-64 (CONFIG_MAXSMP).
+    // include/linux/threads.h: NR_CPUS is at most 8192 on x86-64 (CONFIG_MAXSMP), 4096 on arm64.
     private const int MaxCpus = 8192;
 
     private readonly LinuxKernel _k;
@@ -153,8 +153,9 @@ internal sealed class SystemWalker
         return _k.AddressAdd(symbolAddress, _offsets[cpu]);
     }
 
-    // Linux 6.2 gathered the hot per-CPU variables into struct pcpu_hot (current_task among them); before, the
-    // per-CPU variable current_task held the pointer directly.
+    // x86-64: Linux 6.2 gathered the hot per-CPU variables into struct pcpu_hot (current_task among them); before,
+    // the per-CPU variable current_task held the pointer directly. arm64 keeps current in SP_EL0 and a per-CPU copy in
+    // __entry_task. Elsewhere, the run queue's curr (kernel/sched/sched.h, struct rq) names it on every architecture.
     private ulong? CurrentTaskAddress(out long fieldOffset)
     {
         fieldOffset = 0;
@@ -164,6 +165,17 @@ internal sealed class SystemWalker
             return hot;
         }
 
-        return _k.Symbol(KernelGlobals.CurrentTask.Name);
+        if ((_k.Symbol(KernelGlobals.CurrentTask.Name) ?? _k.Symbol(KernelGlobals.EntryTask.Name)) is { } perCpu)
+        {
+            return perCpu;
+        }
+
+        if (_k.Symbol(KernelGlobals.Runqueues.Name) is { } rq && _k.Types.TryGetField("rq.curr", out var curr))
+        {
+            fieldOffset = curr.Offset;
+            return rq;
+        }
+
+        return null;
     }
 }

@@ -48,7 +48,10 @@ internal sealed class UserMemoryReader
 
         var buffer = new byte[length];
         int done = 0;
-        Span<byte> page = stackalloc byte[4096];
+        // A swap slot holds one kernel page: 4 KiB on x86-64, up to 64 KiB on arm64.
+        int pageSize = _k.PageSize;
+        ulong pageMask = ~(ulong)(pageSize - 1);
+        var page = new byte[pageSize];
         while ((ulong)done < length)
         {
             ulong va = start + (ulong)done;
@@ -60,36 +63,37 @@ internal sealed class UserMemoryReader
             }
 
             ulong faultVa = fault.Address;
-            if (fault.Reason == MemoryFaultReason.SwappedOut && fault.Fault is { } f && _k.Memory.PageTable is { } table
-                && table.TryDecodeSwapEntry(f.Entry, out int type, out ulong offset))
+            if (fault.Reason == MemoryFaultReason.SwappedOut && fault.Fault is { } f)
             {
+                int type = _k.SwapEntries.Type(f.Entry);
+                ulong offset = _k.SwapEntries.Offset(f.Entry);
                 string where = $"swapped out: area {type}, offset {offset}";
                 if (_k.Swap is null)
                 {
-                    reason = $"page 0x{faultVa & ~0xfffUL:x} is {where} (no swap image given)";
+                    reason = $"page 0x{faultVa & pageMask:x} is {where} (no swap image given)";
                     faultReason = MemoryFaultReason.SwappedOut;
                     break;
                 }
 
                 if (!_k.Swap.TryReadPage(type, offset, page, out string? error))
                 {
-                    reason = $"page 0x{faultVa & ~0xfffUL:x} is {where}: {error}";
+                    reason = $"page 0x{faultVa & pageMask:x} is {where}: {error}";
                     faultReason = MemoryFaultReason.SwappedOut;
                     break;
                 }
 
-                int inPage = (int)(faultVa & 0xfff);
-                int take = (int)Math.Min((ulong)(4096 - inPage), length - (ulong)done);
-                page.Slice(inPage, take).CopyTo(buffer.AsSpan(done));
+                int inPage = (int)(faultVa & ~pageMask);
+                int take = (int)Math.Min((ulong)(pageSize - inPage), length - (ulong)done);
+                page.AsSpan(inPage, take).CopyTo(buffer.AsSpan(done));
                 done += take;
                 continue;
             }
 
             reason = fault.Reason switch
             {
-                MemoryFaultReason.Excluded => $"page 0x{faultVa & ~0xfffUL:x} was excluded from the dump (makedumpfile dump level)",
-                MemoryFaultReason.NotMapped => $"page 0x{faultVa & ~0xfffUL:x} is not mapped: {fault.Message}",
-                _ => $"page 0x{faultVa & ~0xfffUL:x}: {fault.Message}",
+                MemoryFaultReason.Excluded => $"page 0x{faultVa & pageMask:x} was excluded from the dump (makedumpfile dump level)",
+                MemoryFaultReason.NotMapped => $"page 0x{faultVa & pageMask:x} is not mapped: {fault.Message}",
+                _ => $"page 0x{faultVa & pageMask:x}: {fault.Message}",
             };
             faultReason = fault.Reason;
             break;

@@ -21,10 +21,13 @@ public sealed record KernelLayout
     /// <summary>The KASLR displacement of the kernel text (libkvm's <c>kvm_kerndisp</c>): runtime minus link-time address.</summary>
     public required long KaslrOffset { get; init; }
 
-    /// <summary>x86-64 <c>phys_base</c>: <c>__pa_symbol(x) = x - __START_KERNEL_map + phys_base</c>. May be negative.</summary>
+    /// <summary>
+    /// x86-64 <c>phys_base</c>: <c>__pa_symbol(x) = x - __START_KERNEL_map + phys_base</c>. May be negative. On AArch64,
+    /// <c>PHYS_OFFSET</c> (<c>memstart_addr</c>): the physical address the linear map's base maps.
+    /// </summary>
     public required long PhysBase { get; init; }
 
-    /// <summary>The direct map's base (<c>page_offset_base</c>), or null when it could not be found.</summary>
+    /// <summary>The direct map's base (<c>page_offset_base</c>; AArch64's linear map, <c>PAGE_OFFSET</c>), or null when it could not be found.</summary>
     public ulong? PageOffsetBase { get; init; }
 
     /// <summary>The AMD SME C-bit mask cleared from page-table entries.</summary>
@@ -36,6 +39,30 @@ public sealed record KernelLayout
     /// <summary>True when the KASLR offset is measured; false when it rests on the default link address of <c>_text</c>.</summary>
     public bool KaslrOffsetKnown { get; init; } = true;
 
+    /// <summary>AArch64: the translation granule in bytes (4096, 16384 or 65536); 0 for other architectures.</summary>
+    public int GranuleSize { get; init; }
+
+    /// <summary>AArch64: the virtual-address bits the kernel's tables translate (64 - TCR_EL1.T1SZ); 0 for other architectures.</summary>
+    public int VirtualAddressBits { get; init; }
+
+    /// <summary>AArch64: <c>kimage_voffset</c>, the kernel image map's offset: <c>__pa_symbol(x) = x - kimage_voffset</c>; 0 elsewhere.</summary>
+    public ulong KimageVoffset { get; init; }
+
+    /// <summary>
+    /// AArch64: <c>VMEMMAP_START</c>, where the <c>struct page</c> of the linear map's first frame sits (the kernel's
+    /// <c>vmemmap</c> is this minus <c>PHYS_OFFSET &gt;&gt; PAGE_SHIFT</c> pages); 0 elsewhere (x86-64 reads
+    /// <c>vmemmap_base</c>).
+    /// </summary>
+    public ulong VmemmapStart { get; init; }
+
+    /// <summary>The kernel architecture as the kernel names it (<c>x86_64</c>, <c>aarch64</c>).</summary>
+    public string Architecture => PagingMode switch
+    {
+        PagingMode.Arm64 => "aarch64",
+        PagingMode.X86Pae or PagingMode.X86TwoLevel => "i386",
+        _ => "x86_64",
+    };
+
     /// <summary>Number of page-table levels.</summary>
     public int PagingLevels => PagingMode switch
     {
@@ -43,16 +70,21 @@ public sealed record KernelLayout
         PagingMode.X64FourLevel => 4,
         PagingMode.X86Pae => 3,
         PagingMode.X86TwoLevel => 2,
+        PagingMode.Arm64 when GranuleSize > 0 => Translation.Arm64.Arm64PagingFormat.Create((ulong)GranuleSize, VirtualAddressBits).Levels,
         _ => 0,
     };
 
-    /// <summary>The paging mode in words, as <c>kmem info</c> prints it: <c>x86-64, 4 levels</c>, <c>i386, PAE, 3 levels</c>, <c>i386, 2 levels</c>.</summary>
+    /// <summary>
+    /// The paging mode in words, as <c>kmem info</c> prints it: <c>x86-64, 4 levels</c>, <c>i386, PAE, 3 levels</c>,
+    /// <c>i386, 2 levels</c>, <c>aarch64, 4 KiB granule, 48-bit VA, 4 levels</c>.
+    /// </summary>
     public string PagingDescription => PagingMode switch
     {
         PagingMode.X64FiveLevel => "x86-64, 5 levels (LA57)",
         PagingMode.X64FourLevel => "x86-64, 4 levels",
         PagingMode.X86Pae => "i386, PAE, 3 levels",
         PagingMode.X86TwoLevel => "i386, 2 levels",
+        PagingMode.Arm64 when GranuleSize > 0 => "aarch64, " + Translation.Arm64.Arm64PagingFormat.Create((ulong)GranuleSize, VirtualAddressBits),
         _ => "unknown",
     };
 

@@ -1,6 +1,7 @@
 using Kvm.Images;
 using Kvm.IO;
 using Kvm.Translation;
+using Kvm.Translation.Arm64;
 
 namespace Kvm.Memory;
 

@@ -25,6 +25,11 @@ internal static class LayoutDetector
             return I386LayoutDetector.Detect(image, vmcoreInfo, hints);
         }
 
+        if (Arm64LayoutDetector.Applies(image, vmcoreInfo))
+        {
+            return Arm64LayoutDetector.Detect(image, vmcoreInfo);
+        }
+
         var source = new ImagePhysicalSource(image);
         var cpus = QemuCpuStates(image);
 

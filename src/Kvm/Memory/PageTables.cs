@@ -1,4 +1,5 @@
 using Kvm.Translation;
+using Kvm.Translation.Arm64;
 using Kvm.Translation.X64;
 using Kvm.Translation.X86;
 
@@ -13,6 +14,9 @@ internal static class PageTables
         PagingMode.X64FourLevel or PagingMode.X64FiveLevel => new X64PageTable(source, layout.PagingLevels, layout.SmeMask, cachedTables),
         PagingMode.X86TwoLevel => new X86PageTable(source, pae: false, cachedTables),
         PagingMode.X86Pae => new X86PageTable(source, pae: true, cachedTables),
+
+        // TTBR1 (the kernel half) always walks from swapper_pg_dir, whichever process's tables are asked for.
+        PagingMode.Arm64 => new Arm64PageTable(source, Arm64PagingFormat.Create((ulong)layout.GranuleSize, layout.VirtualAddressBits), layout.PageTableRoot, cachedTables),
         _ => throw new ArgumentOutOfRangeException(nameof(layout), layout.PagingMode, "no page-table walker for this paging mode"),
     };
 }

@@ -38,8 +38,9 @@ internal sealed class SymbolTable
     public long Displacement { get; set; }
 
     /// <summary>
-    /// The lowest address <see cref="Displacement"/> applies to: the x86-64 text map (per-CPU offsets and absolute
-    /// symbols below it stay put), or an i386 kernel's PAGE_OFFSET (the whole image moves there).
+    /// The lowest address <see cref="Displacement"/> applies to: the x86-64 text map by default (per-CPU offsets and
+    /// absolute symbols below it stay put); an i386 kernel's PAGE_OFFSET (the whole image moves there); the kernel half
+    /// on arm64, where per-CPU symbols are ordinary image addresses.
     /// </summary>
     public ulong RelocationBase { get; set; } = KernelLayout.StartKernelMap;
 

@@ -17,4 +17,10 @@ public enum PagingMode
 
     /// <summary>32-bit x86 PAE paging: a 4-entry PDPT, then two levels of 512 8-byte entries; 4 KiB and 2 MiB pages, NX.</summary>
     X86Pae,
+
+    /// <summary>
+    /// AArch64 stage-1 translation (VMSAv8-64): 4, 16 or 64 KiB granule, 36 to 52 virtual-address bits, 2 to 5
+    /// levels; <see cref="KernelLayout.GranuleSize"/> and <see cref="KernelLayout.VirtualAddressBits"/> say which.
+    /// </summary>
+    Arm64,
 }

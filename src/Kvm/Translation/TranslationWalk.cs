@@ -26,7 +26,7 @@ public sealed class TranslationWalk
     /// <summary>The physical address, or null when the walk failed.</summary>
     public ulong? PhysicalAddress { get; }
 
-    /// <summary>The size of the mapping page (4 KiB, 2 MiB or 1 GiB), or 0 when the walk failed.</summary>
+    /// <summary>The size of the mapping page or block (x86-64: 4 KiB, 2 MiB or 1 GiB; AArch64: the granule or a block), or 0 when the walk failed.</summary>
     public ulong PageSize { get; }
 
     /// <summary>The fault, or null when the walk succeeded.</summary>

@@ -36,7 +36,7 @@ public sealed class FakeKernelObjects
     private ulong _nextGlobal = GlobalsOffset;
     private ulong _nextPhysical = ObjectsPhysical;
 
-    public FakeKernelObjects(FakeLinuxKernel? kernel = null)
+    public FakeKernelObjects(IFakeKernel? kernel = null)
     {
         Kernel = kernel ?? new FakeLinuxKernel();
 
@@ -66,7 +66,7 @@ public sealed class FakeKernelObjects
         SetCpus(1, 1, [InitTask]);
     }
 
-    public FakeLinuxKernel Kernel { get; }
+    public IFakeKernel Kernel { get; }
 
     public ulong InitTask { get; }
 
@@ -143,7 +143,7 @@ public sealed class FakeKernelObjects
             return va - Kernel.PageOffsetBase;
         }
 
-        if (va >= Kernel.TextVa && va - Kernel.TextVa < FakeLinuxKernel.ImageSize)
+        if (va >= Kernel.TextVa && va - Kernel.TextVa < Kernel.ImageSize)
         {
             return Kernel.PhysicalLoad + (va - Kernel.TextVa);
         }
@@ -294,7 +294,7 @@ public sealed class FakeKernelObjects
     public FakeMm NewMm(ulong totalVm = 0, long filePages = 0, long anonPages = 0, long swapEntries = 0, long shmemPages = 0)
     {
         ulong mm = Alloc(L.SizeOf("mm_struct"));
-        var tables = new X64PageTableBuilder(Kernel.Memory, Kernel.FiveLevel);
+        var tables = Kernel.NewUserTables();
         Set(mm, "mm_struct.pgd", Kernel.PageOffsetBase + tables.Root);
         Set(mm, "mm_struct.total_vm", totalVm);
         ulong rss = mm + Off("mm_struct.rss_stat");
@@ -667,7 +667,7 @@ public sealed class FakeMm
     private readonly FakeKernelObjects _k;
     private readonly Dictionary<ulong, ulong> _pages = [];
 
-    internal FakeMm(FakeKernelObjects kernel, ulong address, X64PageTableBuilder tables)
+    internal FakeMm(FakeKernelObjects kernel, ulong address, IFakePageTables tables)
     {
         _k = kernel;
         Address = address;
@@ -676,7 +676,7 @@ public sealed class FakeMm
 
     public ulong Address { get; }
 
-    public X64PageTableBuilder Tables { get; }
+    public IFakePageTables Tables { get; }
 
     /// <summary>Writes user memory, mapping fresh 4 KiB pages as needed.</summary>
     public void WriteUser(ulong va, ReadOnlySpan<byte> data)
@@ -699,8 +699,8 @@ public sealed class FakeMm
         }
     }
 
-    /// <summary>Makes the page holding <paramref name="va"/> a swap PTE (x86-64 4.20+ encoding).</summary>
-    public void SwapOut(ulong va, int type, ulong offset) => Tables.SetPte(va & ~0xfffUL, X64PageTableBuilder.SwapEntry(type, offset));
+    /// <summary>Makes the page holding <paramref name="va"/> a swap PTE (the architecture's Linux encoding).</summary>
+    public void SwapOut(ulong va, int type, ulong offset) => Tables.SetPte(va & ~0xfffUL, Tables.SwapEntryFor(type, offset));
 
     /// <summary>Makes the page holding <paramref name="va"/> a non-present, all-zero PTE.</summary>
     public void NotPresent(ulong va) => Tables.SetPte(va & ~0xfffUL, 0);

@@ -52,7 +52,7 @@ public sealed class FakeSystem
     // 16 bytes to the page end; the next page is swapped out.
     public static readonly byte[] PythonEnvFirstPage = Encoding.ASCII.GetBytes("A=1\0LC_ALL=C.UTF");
 
-    public FakeSystem(Action<FakeKernelObjects>? beforeLinking = null, FakeLinuxKernel? kernel = null)
+    public FakeSystem(Action<FakeKernelObjects>? beforeLinking = null, IFakeKernel? kernel = null)
     {
         var k = new FakeKernelObjects(kernel);
         K = k;
