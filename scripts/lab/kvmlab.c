@@ -1,8 +1,9 @@
 /*
  * kvmlab.c - the guest-side helper of the dump lab (scripts/make-test-dumps.sh).
  *
- * It is built on the host with `gcc -static -O2 -pthread` and runs inside a
- * tiny busybox initramfs under QEMU.  One binary plays every part:
+ * It is built on the host with `gcc -static -O2 -pthread` (aarch64-linux-gnu-gcc or
+ * i686-linux-gnu-gcc for the arm64 and i386 guests) and runs inside a tiny busybox
+ * initramfs under QEMU.  One binary plays every part:
  *
  *   kvmlab workload ROLESFILE   start the known workload processes, write
  *                               "role pid" lines to ROLESFILE, return.
@@ -58,7 +59,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Syscall numbers (x86-64) and constants, spelled out so that old headers do not matter. */
+/* Syscall numbers and constants, spelled out so that old headers do not matter (pidfd_open
+ * and process_madvise have the same numbers on every architecture: the unified table). */
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
@@ -69,7 +71,8 @@
 #define MADV_PAGEOUT 21
 #endif
 
-#define PAGE 4096UL
+/* The page size, from sysconf(_SC_PAGESIZE) (= getconf PAGESIZE) at start. */
+static unsigned long PAGE = 4096;
 #define KVMLAB_BIN "/bin/kvmlab"
 
 /* Identity of the non-root workload process. */
@@ -156,14 +159,29 @@ static void role_nice(void)
     pause_forever();
 }
 
-/* Session leader with /dev/ttyS0 as controlling terminal. Failure is not
- * fatal: the host records tty=null when ttyNr stays 0. */
+/* The serial console's device: the first name in /sys/class/tty/console/active
+ * (ttyS0 on x86, ttyAMA0 on arm64's virt machine), /dev/ttyS0 if that cannot be read. */
+static void console_tty(char *path, size_t size)
+{
+    char name[64] = "";
+    FILE *f = fopen("/sys/class/tty/console/active", "r");
+    if (f) {
+        if (fscanf(f, "%63s", name) != 1) name[0] = 0;
+        fclose(f);
+    }
+    snprintf(path, size, "/dev/%s", name[0] ? name : "ttyS0");
+}
+
+/* Session leader with the serial console (/dev/ttyS0, /dev/ttyAMA0) as controlling
+ * terminal. Failure is not fatal: the host records tty=null when ttyNr stays 0. */
 static void role_tty(void)
 {
+    char tty[80];
+    console_tty(tty, sizeof tty);
     if (setsid() < 0) msg("tty role: setsid failed: %s", strerror(errno));
-    int fd = open("/dev/ttyS0", O_RDWR | O_NOCTTY);
+    int fd = open(tty, O_RDWR | O_NOCTTY);
     if (fd < 0) {
-        msg("tty role: open /dev/ttyS0 failed: %s", strerror(errno));
+        msg("tty role: open %s failed: %s", tty, strerror(errno));
     } else if (ioctl(fd, TIOCSCTTY, 0) != 0) {
         msg("tty role: TIOCSCTTY failed: %s", strerror(errno));
     }
@@ -407,6 +425,7 @@ static int cmd_workload(int argc, char **argv)
 /* ------------------------------------------------------------------ */
 
 static char truthdir[256] = "/truth";
+static void read_small(const char *path, char *buf, size_t size);
 
 /* Read a whole file (works for /proc files whose st_size is 0). */
 static char *slurp(const char *path, size_t *lenp)
@@ -706,20 +725,45 @@ static void snapshot_args(void)
     closedir(d);
 }
 
-/* 5-level paging proof: only a 5-level kernel can hand out user addresses
- * at or above 1<<47 (and only when asked with such a hint). */
+/*
+ * paging.txt: the page size (sysconf(_SC_PAGESIZE), what `getconf PAGESIZE` prints) and,
+ * on 64-bit guests, a probe of the user address space: ask mmap for a page at 1 << 50.
+ * Only a kernel with a larger user address space hands out addresses at or above
+ * 1 << 47 (x86-64: 5-level paging, "levels=5") or 1 << 48 (arm64: 52-bit VA);
+ * "mmapbits" is the bit length of the address mmap returned.  "levels" is written on
+ * x86-64 only, where the probe decides between 4- and 5-level paging.
+ */
 static void probe_paging(void)
 {
+    char buf[256];
+    int used = snprintf(buf, sizeof buf, "pagesize=%lu\nptrbits=%d\n", PAGE, (int)(8 * sizeof(void *)));
+#if UINTPTR_MAX > 0xffffffffu
     void *hint = (void *)(1UL << 50);
     void *p = mmap(hint, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    char buf[128];
     if (p == MAP_FAILED) {
-        snprintf(buf, sizeof buf, "levels=4\nmmap=failed\n");
+        snprintf(buf + used, sizeof buf - used, "%smmap=failed\n",
+#if defined(__x86_64__)
+                 "levels=4\n"
+#else
+                 ""
+#endif
+        );
     } else {
         unsigned long a = (unsigned long)p;
-        snprintf(buf, sizeof buf, "levels=%d\nmmap=0x%lx\n", a >= (1UL << 47) ? 5 : 4, a);
+        int bits = 0;
+        while (bits < 64 && (a >> bits) != 0)
+            bits++;
+#if defined(__x86_64__)
+        snprintf(buf + used, sizeof buf - used, "levels=%d\nmmap=0x%lx\nmmapbits=%d\n", a >= (1UL << 47) ? 5 : 4, a,
+                 bits);
+#else
+        snprintf(buf + used, sizeof buf - used, "mmap=0x%lx\nmmapbits=%d\n", a, bits);
+#endif
         munmap(p, PAGE);
     }
+#else
+    (void)used;
+#endif
     truth_write("paging.txt", buf);
 }
 
@@ -737,31 +781,111 @@ static void save_dmesg(void)
     free(buf);
 }
 
-/* The program headers of /proc/kcore: its RAM segments map the direct map
- * (vaddr - paddr = page_offset_base) and its TEXT segment the kernel image
- * (gives phys_base).  Recorded as "vaddr paddr memsz" lines. */
-static void save_kcore_phdrs(void)
+/* The PT_LOAD program headers of /proc/kcore (ELF64, or ELF32 on 32-bit kernels). */
+struct kload {
+    unsigned long long vaddr, paddr, memsz, offset;
+};
+#define MAXKLOADS 256
+static struct kload kloads[MAXKLOADS];
+static int nkloads;
+static unsigned long long kcore_no_paddr; /* p_paddr of segments with no physical address: (elf_addr_t)-1 */
+
+static void read_kcore_phdrs(void)
 {
+    nkloads = 0;
     int fd = open("/proc/kcore", O_RDONLY);
-    if (fd < 0) {
-        truth_write("kcore-phdrs.txt", "");
+    if (fd < 0) return;
+    unsigned char ident[EI_NIDENT];
+    if (pread(fd, ident, sizeof ident, 0) != (ssize_t)sizeof ident || memcmp(ident, ELFMAG, SELFMAG) != 0) {
+        close(fd);
         return;
     }
-    Elf64_Ehdr eh;
-    char out[16384] = "";
-    size_t used = 0;
-    if (pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh && eh.e_phentsize == sizeof(Elf64_Phdr)) {
-        for (int i = 0; i < eh.e_phnum && used < sizeof out - 100; i++) {
-            Elf64_Phdr ph;
-            if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + (Elf64_Off)i * sizeof ph)) != (ssize_t)sizeof ph) break;
-            if (ph.p_type != PT_LOAD) continue;
-            used += (size_t)snprintf(out + used, sizeof out - used, "0x%llx 0x%llx 0x%llx\n",
-                                     (unsigned long long)ph.p_vaddr, (unsigned long long)ph.p_paddr,
-                                     (unsigned long long)ph.p_memsz);
+    if (ident[EI_CLASS] == ELFCLASS64) {
+        Elf64_Ehdr eh;
+        kcore_no_paddr = ~0ULL;
+        if (pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh && eh.e_phentsize == sizeof(Elf64_Phdr)) {
+            for (int i = 0; i < eh.e_phnum && nkloads < MAXKLOADS; i++) {
+                Elf64_Phdr ph;
+                if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + (Elf64_Off)i * sizeof ph)) != (ssize_t)sizeof ph)
+                    break;
+                if (ph.p_type != PT_LOAD) continue;
+                kloads[nkloads++] = (struct kload){ph.p_vaddr, ph.p_paddr, ph.p_memsz, ph.p_offset};
+            }
+        }
+    } else if (ident[EI_CLASS] == ELFCLASS32) {
+        Elf32_Ehdr eh;
+        kcore_no_paddr = 0xffffffffULL;
+        if (pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh && eh.e_phentsize == sizeof(Elf32_Phdr)) {
+            for (int i = 0; i < eh.e_phnum && nkloads < MAXKLOADS; i++) {
+                Elf32_Phdr ph;
+                if (pread(fd, &ph, sizeof ph, (off_t)eh.e_phoff + (off_t)i * (off_t)sizeof ph) != (ssize_t)sizeof ph)
+                    break;
+                if (ph.p_type != PT_LOAD) continue;
+                kloads[nkloads++] = (struct kload){ph.p_vaddr, ph.p_paddr, ph.p_memsz, ph.p_offset};
+            }
         }
     }
     close(fd);
+}
+
+/* The program headers of /proc/kcore: its RAM segments map the direct map
+ * (vaddr - paddr = page_offset_base on x86-64, PAGE_OFFSET on i386) and its TEXT
+ * segment the kernel image (gives phys_base, kimage_voffset).  Recorded as
+ * "vaddr paddr memsz" lines. */
+static void save_kcore_phdrs(void)
+{
+    char out[16384] = "";
+    size_t used = 0;
+    read_kcore_phdrs();
+    for (int i = 0; i < nkloads && used < sizeof out - 100; i++)
+        used += (size_t)snprintf(out + used, sizeof out - used, "0x%llx 0x%llx 0x%llx\n", kloads[i].vaddr,
+                                 kloads[i].paddr, kloads[i].memsz);
     truth_write("kcore-phdrs.txt", out);
+}
+
+/*
+ * The kernel's own VMCOREINFO note, as this guest sees it: /sys/kernel/vmcoreinfo gives
+ * its physical address and size, and the /proc/kcore segment that maps that physical
+ * address gives the bytes.  Written raw to vmcoreinfo.note (the ELF note: header, name
+ * "VMCOREINFO", text); vmcoreinfo.txt says where it came from or why it is missing.
+ * This is the guest's memory read by the guest, not the dump's note.
+ */
+static void save_vmcoreinfo(void)
+{
+    char info[256], why[512];
+    unsigned long long paddr = 0;
+    unsigned int size = 0;
+    read_small("/sys/kernel/vmcoreinfo", info, sizeof info);
+    if (sscanf(info, "%llx %x", &paddr, &size) != 2 || size == 0 || size > (1u << 20)) {
+        snprintf(why, sizeof why, "error=cannot parse /sys/kernel/vmcoreinfo ('%s')\n", info);
+        truth_write("vmcoreinfo.txt", why);
+        return;
+    }
+    for (int i = 0; i < nkloads; i++) {
+        struct kload *k = &kloads[i];
+        if (k->paddr == kcore_no_paddr || paddr < k->paddr || paddr + size > k->paddr + k->memsz) continue;
+        char *buf = malloc(size);
+        if (!buf) die("malloc");
+        int fd = open("/proc/kcore", O_RDONLY);
+        ssize_t n = fd < 0 ? -1 : pread(fd, buf, size, (off_t)(k->offset + (paddr - k->paddr)));
+        int err = errno;
+        if (fd >= 0) close(fd);
+        if (n == (ssize_t)size) {
+            char dst[1024];
+            snprintf(dst, sizeof dst, "%s/vmcoreinfo.note", truthdir);
+            write_file(dst, buf, size);
+            snprintf(why, sizeof why, "paddr=0x%llx\nsize=0x%x\nkcoreVaddr=0x%llx\n", paddr, size,
+                     k->vaddr + (paddr - k->paddr));
+        } else {
+            snprintf(why, sizeof why, "error=reading /proc/kcore at 0x%llx failed (%s)\n",
+                     k->offset + (paddr - k->paddr), strerror(err));
+        }
+        free(buf);
+        truth_write("vmcoreinfo.txt", why);
+        return;
+    }
+    snprintf(why, sizeof why, "error=no /proc/kcore segment maps physical 0x%llx+0x%x\n", paddr, size);
+    truth_write("vmcoreinfo.txt", why);
 }
 
 static void save_uname(void)
@@ -953,6 +1077,7 @@ static int cmd_collect(int argc, char **argv)
     probe_paging();
     save_uname();
     save_kcore_phdrs();
+    save_vmcoreinfo();
     copy_to_truth(rolesfile, "roles.txt");
     copy_to_truth("/run/kmsg-marker", "kmsg-marker.txt");
     copy_to_truth("/proc/version", "version.txt");
@@ -960,6 +1085,7 @@ static int cmd_collect(int argc, char **argv)
     copy_to_truth("/proc/swaps", "swaps.txt");
     copy_to_truth("/proc/meminfo", "meminfo.txt");
     copy_to_truth("/proc/cpuinfo", "cpuinfo.txt");
+    copy_to_truth("/proc/iomem", "iomem.txt");
     copy_to_truth("/proc/kallsyms", "kallsyms.txt");
     copy_to_truth("/proc/uptime", "uptime.txt");
     char self[32];
@@ -986,6 +1112,8 @@ static int cmd_collect(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps > 0) PAGE = (unsigned long)ps;
     /* Dispatch on the path given to execve, so argv stays free-form. */
     const char *execfn = (const char *)getauxval(AT_EXECFN);
     const char *base = execfn ? strrchr(execfn, '/') : NULL;

@@ -2,13 +2,17 @@
 """Host-side helpers of the dump lab (called by scripts/make-test-dumps.sh).
 
   labtool.py truth    --tar truth.img --outdir VDIR --variant NAME --swap swap.img
-                      --swap-uuid UUID --swap-label LABEL --expect-levels 4|5 [--expect-pressure]
-                      [--qmp-result qmp-result.json]
+                      --swap-uuid UUID --swap-label LABEL --expect-levels 2|3|4|5 [--expect-pressure]
+                      [--qmp-result qmp-result.json] [--arch x86_64|aarch64|i386]
+                      [--config CONFIG] [--system-map DEBIAN-DBG-SYSTEM.MAP]
       Turn the guest's raw truth (a tar stream on a raw disk) into VDIR/truth.json and
-      derive VDIR/System.map; check what the variant promises (paging levels, pages
-      really in swap and, in swap.img, holding the argv/env bytes the guest recorded).
+      VDIR/System.map; check what the variant promises (paging levels, pages really in
+      swap and, in swap.img, holding the argv/env bytes the guest recorded).
       loadavgAtStop and procStatAtStop come from qmp_dump.py's result file (the guest's
-      console, read at `stop`).
+      console, read at `stop`).  On x86-64 System.map is derived from the guest's kallsyms
+      (KALLSYMS_ALL=y); Debian's arm64 and i386 kernels list functions only, so for them
+      --system-map gives the link-time map of Debian's -dbg package, which is copied, and
+      the KASLR offset is the guest's _text (or _stext) minus that map's.
   labtool.py mdf-input VDIR/truth.json
       Print "PAGE_OFFSET_BASE RAMSTART:RAMEND ..." for elf_for_makedumpfile.py.
   labtool.py kdump-compression FILE
@@ -40,6 +44,15 @@ LINK_TEXT = 0xFFFFFFFF81000000  # x86-64 link-time address of _text
 PF_KTHREAD = 0x00200000
 KALLSYMS_WANTED = ["_text", "_stext", "init_task", "jiffies", "avenrun", "init_top_pgt", "page_offset_base",
                    "init_uts_ns", "linux_banner"]
+# The symbols recorded for the other architectures (truth "kallsyms" where the guest's /proc/kallsyms
+# has them, "symbols" for all): x86-64's swapper_pg_dir is init_top_pgt (a macro, not a symbol).
+SYMBOLS_WANTED = {
+    "x86_64": KALLSYMS_WANTED,
+    "aarch64": ["_text", "_stext", "_end", "init_task", "jiffies", "avenrun", "swapper_pg_dir", "init_uts_ns",
+                "linux_banner", "memstart_addr", "kimage_voffset"],
+    "i386": ["_text", "_stext", "_end", "init_task", "jiffies", "avenrun", "swapper_pg_dir", "initial_page_table",
+             "init_uts_ns", "linux_banner"],
+}
 COMPRESSION = [(0x1, "zlib"), (0x2, "lzo"), (0x4, "snappy"), (0x20, "zstd")]
 
 
@@ -127,11 +140,25 @@ def make_processes(files):
     return procs
 
 
-def parse_kcore(files):
+def parse_kcore(files, arch="x86_64", text_addr=None):
+    """/proc/kcore's PT_LOADs -> (loads, RAM ranges, direct-map offset, phys_base or None, text load or None)."""
     loads = []
     for line in text(files, "kcore-phdrs.txt").splitlines():
         v, p, sz = (int(x, 16) for x in line.split())
         loads.append({"vaddr": v, "paddr": p, "size": sz})
+    if arch != "x86_64":
+        # 32-bit kcore says "no physical address" with (Elf32_Addr)-1.  arm64's kcore has a TEXT segment
+        # starting at _text (the kernel image's own mapping); i386's has none (no ARCH_PROC_KCORE_TEXT:
+        # the image lies in the direct map), and its one RAM segment is [0, max_low_pfn), holes included.
+        none = 0xFFFFFFFF if arch == "i386" else 0xFFFFFFFFFFFFFFFF
+        phys = [l for l in loads if l["paddr"] != none]
+        textl = next((l for l in phys if l["vaddr"] == text_addr), None) if arch == "aarch64" else None
+        ramls = [l for l in phys if l is not textl]
+        ram = sorted((l["paddr"], l["paddr"] + l["size"]) for l in ramls)
+        offs = {(l["vaddr"] - l["paddr"]) % (1 << 64) for l in ramls}
+        if len(offs) > 1:
+            fail(f"/proc/kcore RAM segments disagree on the direct map's offset: {sorted(map(hex, offs))}")
+        return loads, ram, (offs.pop() if offs else None), None, textl
     ram = [(l["paddr"], l["paddr"] + l["size"]) for l in loads
            if l["paddr"] != 0xFFFFFFFFFFFFFFFF and l["vaddr"] < START_KERNEL_MAP]
     pob = None
@@ -144,7 +171,8 @@ def parse_kcore(files):
         if l["paddr"] != 0xFFFFFFFFFFFFFFFF and l["vaddr"] >= START_KERNEL_MAP:
             phys_base = l["paddr"] - (l["vaddr"] - START_KERNEL_MAP)
             break
-    return loads, sorted(ram), pob, phys_base
+    textl = next((l for l in loads if l["paddr"] != 0xFFFFFFFFFFFFFFFF and l["vaddr"] >= START_KERNEL_MAP), None)
+    return loads, sorted(ram), pob, phys_base, textl
 
 
 def derive_system_map(kallsyms_text, offset):
@@ -172,8 +200,11 @@ def cmd_truth(a):
     t["procVersion"] = text(files, "version.txt").rstrip("\n")
     t["procCmdline"] = text(files, "cmdline.txt").rstrip("\n")
 
+    arch = a.arch
+    t["architecture"] = arch
     paging = dict(l.split("=", 1) for l in text(files, "paging.txt").splitlines() if "=" in l)
-    t["pagingLevels"] = int(paging["levels"])
+    # x86-64: the guest's mmap probe decides (4 or 5 levels); elsewhere set below from VA bits / PAE.
+    t["pagingLevels"] = int(paging["levels"]) if arch == "x86_64" else None
     t["pagingProbeMmap"] = paging.get("mmap")
     cpuinfo = text(files, "cpuinfo.txt")
     flags_line = next((l for l in cpuinfo.splitlines() if l.startswith("flags")), "")
@@ -207,24 +238,73 @@ def cmd_truth(a):
     t["meminfo"] = mi
 
     ks_text = text(files, "kallsyms.txt")
+    wanted = SYMBOLS_WANTED[arch]
     ks = {}
     for line in ks_text.splitlines():
         p = line.split()
-        if len(p) == 3 and p[2] in KALLSYMS_WANTED and p[2] not in ks:
+        if len(p) == 3 and p[2] in wanted and p[2] not in ks:
             ks[p[2]] = p[0].lower()
-    missing = [n for n in KALLSYMS_WANTED if n not in ks]
-    if "_text" in missing:
-        fail("guest kallsyms has no _text (addresses hidden?)")
+    missing = [n for n in wanted if n not in ks]
     t["kallsyms"] = ks
     t["kallsymsMissing"] = missing
-    offset = int(ks["_text"], 16) - LINK_TEXT
-    t["kaslrOffset"] = f"0x{offset:x}" if offset >= 0 else f"-0x{-offset:x}"
+    smap_text = None
+    if arch == "x86_64":
+        if "_text" in missing:
+            fail("guest kallsyms has no _text (addresses hidden?)")
+        offset = int(ks["_text"], 16) - LINK_TEXT
+        t["systemMapSource"] = "derived from the guest's /proc/kallsyms: core-kernel symbols minus the KASLR offset"
+    else:
+        if not a.system_map:
+            fail(f"{arch}: a link-time System.map (Debian's -dbg package) is needed: the kernel's kallsyms lists functions only")
+        smap_text = open(a.system_map).read()
+        link = parse_system_map(smap_text)
+        anchor = next((n for n in ("_text", "_stext") if n in ks and n in link), None)
+        if anchor is None:
+            fail("neither _text nor _stext is in both the guest's kallsyms and the System.map")
+        offset = int(ks[anchor], 16) - link[anchor]
+        t["kaslrOffsetFrom"] = anchor
+        t["systemMapSource"] = f"Debian's {os.path.basename(a.system_map)} (linux-image-*-dbg), link-time addresses"
+        # Every core symbol the guest's kallsyms names once must sit at its map address plus the offset.
+        t["systemMapCheck"] = check_system_map(ks_text, link, offset, arch)
+    t["kaslrOffset"] = shex(offset)
+    symbols, sources = {}, {}
+    for n in wanted:
+        if n in ks:
+            symbols[n], sources[n] = ks[n], "kallsyms"
+        elif smap_text is not None and n in link:
+            symbols[n], sources[n] = f"{(link[n] + offset) % (1 << 64):x}", "System.map+kaslrOffset"
+    t["symbols"] = symbols
+    t["symbolSources"] = sources
 
-    loads, ram, pob, phys_base = parse_kcore(files)
-    t["pageOffsetBase"] = None if pob is None else f"0x{pob:x}"
+    text_addr = int(symbols["_text"], 16) if "_text" in symbols else None
+    loads, ram, pob, phys_base, textl = parse_kcore(files, arch, text_addr)
+    t["pageOffsetBase"] = None if pob is None or arch != "x86_64" else f"0x{pob:x}"
     t["physBase"] = None if phys_base is None else (f"0x{phys_base:x}" if phys_base >= 0 else f"-0x{-phys_base:x}")
     t["ramRanges"] = [[f"0x{s:x}", f"0x{e:x}"] for s, e in ram]
     t["kcoreLoads"] = [{k: f"0x{v:x}" for k, v in l.items()} for l in loads]
+    t["kernelText"] = None if textl is None else {k: f"0x{v:x}" for k, v in textl.items()}
+    t["directMapOffset"] = None if pob is None else f"0x{pob:x}"
+    t["iomemSystemRam"] = [[f"0x{s:x}", f"0x{e:x}"] for s, e in iomem_ram(files.get("iomem.txt", b"").decode())]
+    t["vmcoreinfo"], t["vmcoreinfoRead"] = guest_vmcoreinfo(files)
+    vmci = vmcoreinfo_fields(t["vmcoreinfo"])
+    t["paging"] = paging_truth(arch, paging, vmci, a.config, t)
+    if t["pagingLevels"] is None:
+        t["pagingLevels"] = t["paging"]["levels"]
+    t["pageOffset"] = page_offset(arch, t["paging"], pob)
+    if arch == "aarch64":
+        # __va(pa) = (pa - PHYS_OFFSET) | PAGE_OFFSET, so the RAM segments' vaddr - paddr = PAGE_OFFSET - PHYS_OFFSET;
+        # the kernel image is mapped at pa + kimage_voffset.
+        po = int(t["pageOffset"], 16)
+        phys_offset = to_signed(po - pob) if pob is not None else None
+        t["physOffset"] = None if phys_offset is None else shex(phys_offset)
+        kv = (textl["vaddr"] - textl["paddr"]) % (1 << 64) if textl else None
+        t["kimageVoffset"] = None if kv is None else f"0x{kv:x}"
+        for key, got, want in (("NUMBER(PHYS_OFFSET)", phys_offset, vmci.get("NUMBER(PHYS_OFFSET)")),
+                               ("NUMBER(kimage_voffset)", kv, vmci.get("NUMBER(kimage_voffset)"))):
+            if got is not None and want is not None and got % (1 << 64) != int(want, 16) % (1 << 64):
+                fail(f"/proc/kcore gives {key} {got:#x}, the guest's VMCOREINFO {want}")
+    if vmci.get("KERNELOFFSET") is not None and int(vmci["KERNELOFFSET"], 16) != offset % (1 << 64):
+        fail(f"KASLR offset {t['kaslrOffset']} disagrees with the guest's VMCOREINFO KERNELOFFSET={vmci['KERNELOFFSET']}")
 
     raw = text(files, "dmesg.raw")
     t["dmesg"] = re.sub(r"(?m)^<\d+>", "", raw)
@@ -261,7 +341,7 @@ def cmd_truth(a):
                     "pos": int(info["pos"]) if "pos" in info else None})
     t["files"] = {"pid": fpid, "fds": sorted(fds, key=lambda x: x["fd"])}
 
-    t["swappedPages"] = swapped_pages(files, by_pid, a.swap)
+    t["swappedPages"] = swapped_pages(files, by_pid, a.swap, t["paging"]["pageSize"])
     n_swapped = sum(1 for p in t["swappedPages"] if p["swapped"])
     if a.expect_pressure:
         if n_swapped == 0:
@@ -274,17 +354,161 @@ def cmd_truth(a):
 
     if t["pagingLevels"] != a.expect_levels:
         fail(f"variant {a.variant} expects {a.expect_levels}-level paging, the guest proved "
-             f"{t['pagingLevels']} (mmap probe {t['pagingProbeMmap']}, la57 in cpuinfo: {t['cpuHasLa57']})")
+             f"{t['pagingLevels']} (mmap probe {t['pagingProbeMmap']}, la57 in cpuinfo: {t['cpuHasLa57']}, "
+             f"paging {t['paging']})")
 
     with open(os.path.join(a.outdir, "truth.json"), "w") as fo:
         json.dump(t, fo, indent=1, ensure_ascii=False)
         fo.write("\n")
     with open(os.path.join(a.outdir, "System.map"), "w") as fo:
-        fo.write(derive_system_map(ks_text, offset))
-    print(f"make-test-dumps:   truth: {len(procs)} processes, {t['pagingLevels']}-level paging, "
+        fo.write(derive_system_map(ks_text, offset) if smap_text is None else smap_text)
+    print(f"make-test-dumps:   truth: {arch}, {len(procs)} processes, {t['pagingLevels']}-level paging, "
           f"KASLR offset {t['kaslrOffset']}, {n_swapped} argv/env pages in swap (verified in swap.img), "
           f"loadavg {la.split()[0]} (at stop: "
           f"{t['loadavgAtStop']['loadavg'].split()[0] if t['loadavgAtStop'] else 'none'}), tty role {'ok' if roles['tty'] else 'none'}", file=sys.stderr)
+
+
+def shex(v):
+    return f"0x{v:x}" if v >= 0 else f"-0x{-v:x}"
+
+
+def to_signed(v):
+    v %= 1 << 64
+    return v - (1 << 64) if v >> 63 else v
+
+
+def parse_system_map(smap_text):
+    """name -> address of the first entry of each name in a System.map."""
+    link = {}
+    for line in smap_text.splitlines():
+        p = line.split()
+        if len(p) >= 3 and p[2] not in link:
+            try:
+                link[p[2]] = int(p[0], 16)
+            except ValueError:
+                pass
+    return link
+
+
+def check_system_map(ks_text, link, offset, arch):
+    """Compare every core-kernel symbol that the guest's kallsyms names exactly once with the map + offset."""
+    mask = (1 << 32) - 1 if arch == "i386" else (1 << 64) - 1
+    seen, dup = {}, set()
+    for line in ks_text.splitlines():
+        p = line.split()
+        if len(p) != 3:
+            continue  # module symbols have a fourth column
+        if p[2] in seen:
+            dup.add(p[2])
+        seen[p[2]] = int(p[0], 16)
+    compared = agree = 0
+    bad = []
+    for n, addr in seen.items():
+        if n in dup or n not in link:
+            continue
+        compared += 1
+        if (link[n] + offset) & mask == addr:
+            agree += 1
+        elif len(bad) < 5:
+            bad.append(f"{n}: kallsyms {addr:#x}, map {link[n]:#x}")
+    if compared < 1000 or agree < compared * 0.99:
+        fail(f"the System.map does not match the guest's kallsyms at KASLR offset {shex(offset)}: "
+             f"{agree} of {compared} agree; e.g. {bad}")
+    return {"compared": compared, "agree": agree, "disagreeExamples": bad}
+
+
+def iomem_ram(txt):
+    """Top-level "System RAM" ranges of /proc/iomem, end exclusive."""
+    out = []
+    for line in txt.splitlines():
+        if line.startswith(" ") or ":" not in line:
+            continue
+        rng, name = line.split(":", 1)
+        if name.strip() == "System RAM" and "-" in rng:
+            lo, hi = (int(x, 16) for x in rng.strip().split("-"))
+            out.append((lo, hi + 1))
+    return out
+
+
+def guest_vmcoreinfo(files):
+    """The VMCOREINFO text the guest read from its own memory, and where it came from (or why it is missing)."""
+    info = dict(l.split("=", 1) for l in files.get("vmcoreinfo.txt", b"error=not recorded").decode().splitlines()
+                if "=" in l)
+    note = files.get("vmcoreinfo.note")
+    if not note or "error" in info:
+        return None, info
+    namesz, descsz, _ = struct.unpack_from("<III", note, 0)
+    name = note[12:12 + namesz].rstrip(b"\0")
+    if name != b"VMCOREINFO":
+        return None, dict(info, error=f"the note at {info.get('paddr')} is named {name!r}")
+    desc = note[12 + ((namesz + 3) & ~3):][:descsz]
+    return desc.split(b"\0")[0].decode("utf-8", "replace"), info
+
+
+def vmcoreinfo_fields(txt):
+    return dict(l.split("=", 1) for l in (txt or "").splitlines() if "=" in l)
+
+
+def config_values(path):
+    vals = {}
+    if path and os.path.exists(path):
+        for line in open(path):
+            m = re.match(r"^(CONFIG_\w+)=(.*)$", line.strip())
+            if m:
+                vals[m.group(1)] = m.group(2).strip('"')
+    return vals
+
+
+def paging_truth(arch, probe, vmci, config_path, t):
+    """What the guest (and the booted kernel's own config) says about paging: truth.json "paging"."""
+    cfg = config_values(config_path)
+    page_size = int(probe.get("pagesize", "4096"))
+    out = {"pageSize": page_size, "pageSizeSource": "sysconf(_SC_PAGESIZE) in the guest (= getconf PAGESIZE)"}
+    if "PAGESIZE" in vmci and int(vmci["PAGESIZE"]) != page_size:
+        fail(f"the guest's page size {page_size} disagrees with its VMCOREINFO PAGESIZE={vmci['PAGESIZE']}")
+    cfg_levels = int(cfg["CONFIG_PGTABLE_LEVELS"]) if "CONFIG_PGTABLE_LEVELS" in cfg else None
+    out["configPgtableLevels"] = cfg_levels
+    if arch == "x86_64":
+        out["levels"] = t["pagingLevels"]
+        out["levelsSource"] = "mmap probe in the guest (an address at or above 1 << 47 needs 5 levels)"
+    elif arch == "aarch64":
+        cfg_va = int(cfg["CONFIG_ARM64_VA_BITS"]) if "CONFIG_ARM64_VA_BITS" in cfg else None
+        vm_va = int(vmci["NUMBER(VA_BITS)"]) if "NUMBER(VA_BITS)" in vmci else None
+        if cfg_va and vm_va and cfg_va != vm_va:
+            fail(f"CONFIG_ARM64_VA_BITS={cfg_va} but the guest's VMCOREINFO says NUMBER(VA_BITS)={vm_va}")
+        va = vm_va or cfg_va
+        if va is None:
+            fail("aarch64: neither the guest's VMCOREINFO nor the kernel config gives VA_BITS")
+        shift = page_size.bit_length() - 1
+        levels = (va - 4) // (shift - 3)  # ARM64_HW_PGTABLE_LEVELS(va_bits)
+        probe_bits = int(probe["mmapbits"]) if "mmapbits" in probe else None
+        out.update({"vaBits": va, "vaBitsSource": "guest VMCOREINFO NUMBER(VA_BITS)" if vm_va else "kernel config",
+                    "configVaBits": cfg_va, "vmcoreinfoVaBits": vm_va, "userVaProbeBits": probe_bits,
+                    "levels": levels, "levelsSource": "ARM64_HW_PGTABLE_LEVELS(vaBits) for the guest's page size"})
+        if cfg_levels is not None and cfg_levels != levels:
+            fail(f"aarch64: {levels} levels from VA_BITS {va} and page size {page_size}, config says {cfg_levels}")
+        if probe_bits is not None and probe_bits > va:
+            fail(f"aarch64: mmap handed out a {probe_bits}-bit address with VA_BITS {va}")
+    elif arch == "i386":
+        cfg_pae = cfg.get("CONFIG_X86_PAE") == "y"
+        vm_pae = ("CONFIG_X86_PAE" in vmci) if vmci else None
+        if vm_pae is not None and vm_pae != cfg_pae:
+            fail(f"i386: config says PAE={cfg_pae}, the guest's VMCOREINFO {'has' if vm_pae else 'lacks'} CONFIG_X86_PAE")
+        pae = vm_pae if vm_pae is not None else cfg_pae
+        out.update({"pae": pae,
+                    "paeSource": "guest VMCOREINFO (only a PAE kernel writes CONFIG_X86_PAE=y)"
+                    if vm_pae is not None else "kernel config CONFIG_X86_PAE",
+                    "configPae": cfg_pae, "vmcoreinfoPae": vm_pae, "levels": 3 if pae else 2})
+        if cfg_levels is not None and cfg_levels != out["levels"]:
+            fail(f"i386: PAE={pae} means {out['levels']} levels, config says {cfg_levels}")
+    return out
+
+
+def page_offset(arch, paging, direct_map_offset):
+    """PAGE_OFFSET, the start of the direct (linear) map."""
+    if arch == "aarch64":
+        return f"0x{(-(1 << paging['vaBits'])) % (1 << 64):x}"  # _PAGE_OFFSET(VA_BITS) = -(1 << VA_BITS)
+    return None if direct_map_offset is None else f"0x{direct_map_offset:x}"  # x86: RAM segments' vaddr - paddr
 
 
 PROC_STAT_FIELDS = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice"]
@@ -308,7 +532,7 @@ def proc_stat_at_stop(at_stop):
     return last
 
 
-def swapped_pages(files, by_pid, swap_img):
+def swapped_pages(files, by_pid, swap_img, page_size=4096):
     """Pagemap records of the paged-out argv/env pages, each checked against swap.img."""
     out = []
     swap = open(swap_img, "rb") if swap_img else None
@@ -327,12 +551,12 @@ def swapped_pages(files, by_pid, swap_img):
         if swapped and swap:
             # Overlay what the guest read from cmdline/environ on this page and compare.
             p = by_pid[pid]
-            swap.seek(rec["swapOffset"] * 4096)
-            page = swap.read(4096)
+            swap.seek(rec["swapOffset"] * page_size)
+            page = swap.read(page_size)
             checked = 0
             for start, data in ((int(p["argStart"], 16), bytes.fromhex(p["cmdlineHex"])),
                                 (int(p["envStart"], 16), bytes.fromhex(p["environHex"]))):
-                lo, hi = max(va, start), min(va + 4096, start + len(data))
+                lo, hi = max(va, start), min(va + page_size, start + len(data))
                 if lo < hi:
                     if page[lo - va:hi - va] != data[lo - start:hi - start]:
                         fail(f"swap.img page at offset {rec['swapOffset']} does not hold pid {pid}'s "
@@ -352,7 +576,10 @@ def cmd_mdf_input(a):
 
 # ---------------------------------------------------------------- dump inspection
 
-def flattened_prefix(path, want=8192):
+KDUMP_PREFIX = 1 << 18  # the header block and the sub-header block, for block sizes up to 128 KiB (QEMU's aarch64: 64 KiB)
+
+
+def flattened_prefix(path, want=KDUMP_PREFIX):
     """Rebuild the first `want` bytes of the file a flattened stream describes."""
     buf = bytearray(want)
     with open(path, "rb") as f:
@@ -373,27 +600,65 @@ def flattened_prefix(path, want=8192):
     return bytes(buf)
 
 
+# The kdump header's layout follows a word size (QEMU's DiskDumpHeader32/64 after the ELF class it
+# chose, makedumpfile's disk_dump_header on a 32- or 64-bit build): status and block_size sit at 412
+# after a 10-byte timestamp in the 32-bit layout, at 424 after a 22-byte one in the 64-bit layout.
+
+
+def kdump_header_bits(hdr):
+    """32 or 64: the layout whose block size (a power of two, 1 KiB to 1 MiB) and sub-header size (1 to 4 blocks)
+    make sense.  utsname.machine cannot tell: QEMU 7.2 writes the 64-bit header with machine "i686" for an
+    i386 guest whose dump is ELF64 (its BIOS ROM ends at 4 GiB), and "Unknown" for aarch64."""
+    for bits, off in ((64, 428), (32, 416)):
+        block_size, sub_blocks = struct.unpack_from("<iI", hdr, off)
+        if 1024 <= block_size <= 1 << 20 and block_size & (block_size - 1) == 0 and 1 <= sub_blocks <= 4:
+            return bits
+    return 64
+
+
 def describe_kdump(hdr):
-    status, block_size = struct.unpack_from("<Ii", hdr, 424)
     version = struct.unpack_from("<i", hdr, 8)[0]
+    machine = hdr[12 + 4 * 65:12 + 5 * 65].split(b"\0")[0].decode("ascii", "replace")
+    bits = kdump_header_bits(hdr)
+    status, block_size = struct.unpack_from("<Ii", hdr, 412 if bits == 32 else 424)
     comp = [name for bit, name in COMPRESSION if status & bit]
     sub = hdr[block_size:block_size + 104]
-    phys_base, level, split = struct.unpack_from("<qii", sub, 0)
-    off_vmci, size_vmci = struct.unpack_from("<qq", sub, 32) if version >= 3 else (0, 0)
-    start64, end64, max64 = struct.unpack_from("<qqq", sub, 80) if version >= 6 else (None, None, None)
+    if bits == 64:
+        phys_base, level, split = struct.unpack_from("<qii", sub, 0)
+        off_vmci, size_vmci = struct.unpack_from("<qq", sub, 32) if version >= 3 else (0, 0)
+        start64, end64, max64 = struct.unpack_from("<qqq", sub, 80) if version >= 6 else (None, None, None)
+    else:  # KdumpSubHeader32 (packed): 32-bit phys_base/pfns, 64-bit file offsets
+        phys_base, level, split = struct.unpack_from("<iii", sub, 0)
+        off_vmci, size_vmci = struct.unpack_from("<qI", sub, 20) if version >= 3 else (0, 0)
+        start64, end64, max64 = struct.unpack_from("<qqq", sub, 56) if version >= 6 else (None, None, None)
     return {"compression": comp[0] if comp else "none", "status": status, "headerVersion": version,
             "blockSize": block_size, "dumpLevel": level, "split": bool(split), "vmcoreinfo": size_vmci > 0,
             "subHeaderPhysBase": phys_base, "startPfn": start64, "endPfn": end64, "maxMapnr": max64,
-            "utsMachine": hdr[12 + 4 * 65:12 + 5 * 65].split(b"\0")[0].decode("ascii", "replace")}
+            "utsMachine": machine, "headerBits": bits}
+
+
+ELF_MACHINES = {3: "EM_386", 62: "EM_X86_64", 183: "EM_AARCH64"}
 
 
 def describe_elf(path):
     with open(path, "rb") as f:
         eh = f.read(64)
-        phoff, = struct.unpack_from("<Q", eh, 32)
-        phentsize, phnum = struct.unpack_from("<HH", eh, 54)
+        cls = eh[4]  # 1 = ELFCLASS32, 2 = ELFCLASS64
+        machine, = struct.unpack_from("<H", eh, 18)
+        if cls == 2:
+            phoff, = struct.unpack_from("<Q", eh, 32)
+            phentsize, phnum = struct.unpack_from("<HH", eh, 54)
+            fmt = "<IIQQQQQQ"  # type flags offset vaddr paddr filesz memsz align
+        else:
+            phoff, = struct.unpack_from("<I", eh, 28)
+            phentsize, phnum = struct.unpack_from("<HH", eh, 42)
+            fmt = "<IIIIIIII"  # type offset vaddr paddr filesz memsz flags align
         f.seek(phoff)
-        phdrs = [struct.unpack("<IIQQQQQQ", f.read(56)) for _ in range(phnum)]
+        phdrs = []
+        for _ in range(phnum):
+            r = struct.unpack(fmt, f.read(struct.calcsize(fmt)))
+            # as (type, flags, offset, vaddr, paddr, filesz, memsz, align) whatever the class
+            phdrs.append(r if cls == 2 else (r[0], r[6], r[1], r[2], r[3], r[4], r[5], r[7]))
         vmci = False
         for p in phdrs:
             if p[0] != 4:
@@ -409,12 +674,13 @@ def describe_elf(path):
                 i += 12 + ((nsz + 3) & ~3) + ((dsz + 3) & ~3)
     loads = [p for p in phdrs if p[0] == 1]
     return {"vmcoreinfo": vmci, "programHeaderOffset": phoff, "loadSegments": len(loads),
-            "vaddrIsPhysical": all(p[3] == p[4] for p in loads)}
+            "vaddrIsPhysical": all(p[3] == p[4] for p in loads),
+            "elfClass": 64 if cls == 2 else 32, "elfMachine": ELF_MACHINES.get(machine, str(machine))}
 
 
 def describe(path):
     with open(path, "rb") as f:
-        head = f.read(8192)
+        head = f.read(KDUMP_PREFIX)
     if head[:4] == b"\x7fELF":
         d = {"format": "elf", "flattened": False, "compression": "none"}
         d.update(describe_elf(path))
@@ -475,16 +741,21 @@ def cmd_manifest(a):
     m = {
         "schemaVersion": 1,
         "variant": meta["variant"],
+        # "x86_64", "aarch64" or "i386"; readers take a manifest without it for x86_64
+        "architecture": truth.get("architecture", "x86_64"),
         "kernel": meta["kernel"],
         "qemu": meta["qemu"],
         "makedumpfile": meta["makedumpfile"],
         "kaslr": "nokaslr" not in truth["procCmdline"].split(),
         "kaslrOffset": truth["kaslrOffset"],
         "pagingLevels": truth["pagingLevels"],
+        "paging": truth.get("paging"),
         "memoryPressure": meta["memoryPressure"],
         "truth": "truth.json", "systemMap": "System.map", "config": "config", "swapImage": "swap.img",
         "vmlinuz": "vmlinuz", "console": "console.log",
+        "systemMapSource": truth.get("systemMapSource"),
         "files": entries,
+        "skipped": meta.get("skipped", []),
         "notes": meta.get("notes", []),
     }
     with open(os.path.join(a.dir, "manifest.json"), "w") as fo:
@@ -507,7 +778,19 @@ def cmd_check(a):
 
 
 def cmd_index(a):
-    idx = {"schemaVersion": 1, "root": os.path.abspath(a.root), "variants": [os.path.abspath(v) for v in a.vdirs]}
+    # "variants" lists x86-64 variants only, as it always did (readers written before the other architectures
+    # assume x86-64); "foreignVariants" the others.  "root" is the x86-64 kernel's lab dir, "roots" every lab dir
+    # of this lab version (one per kernel).
+    arch = {}
+    for v in a.vdirs:
+        try:
+            arch[v] = json.load(open(os.path.join(v, "manifest.json"))).get("architecture", "x86_64")
+        except (OSError, ValueError):
+            arch[v] = "x86_64"
+    idx = {"schemaVersion": 1, "root": os.path.abspath(a.root),
+           "variants": [os.path.abspath(v) for v in a.vdirs if arch[v] == "x86_64"],
+           "foreignVariants": [os.path.abspath(v) for v in a.vdirs if arch[v] != "x86_64"],
+           "roots": [os.path.abspath(r) for r in (a.roots or [a.root])]}
     tmp = os.path.join(a.base, "index.json.tmp")
     with open(tmp, "w") as fo:
         json.dump(idx, fo, indent=1)
@@ -587,6 +870,9 @@ def main():
     p.add_argument("--expect-levels", type=int, required=True)
     p.add_argument("--expect-pressure", action="store_true")
     p.add_argument("--qmp-result", help="qmp_dump.py's result file (for loadavgAtStop)")
+    p.add_argument("--arch", default="x86_64", choices=sorted(SYMBOLS_WANTED))
+    p.add_argument("--config", help="the booted kernel's config (from its .deb)")
+    p.add_argument("--system-map", help="link-time System.map (Debian's -dbg package); needed except on x86-64")
     p.set_defaults(fn=cmd_truth)
     p = sp.add_parser("mdf-input")
     p.add_argument("truth")
@@ -605,6 +891,7 @@ def main():
     p = sp.add_parser("index")
     p.add_argument("--base", required=True)
     p.add_argument("--root", required=True)
+    p.add_argument("--roots", action="append", help="a lab dir of this version (repeatable; default: --root)")
     p.add_argument("vdirs", nargs="*")
     p.set_defaults(fn=cmd_index)
     p = sp.add_parser("modules")

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Sanity-check a generated dump lab: verify_lab.py [INDEX.json]
 
-Reads $KVM_TEST_DUMPS/index.json (or the given one) and, for every variant, checks that
-the files exist, the truth says what the workload promised, the swapped pages really are
-in swap.img, each dump's header says what the manifest claims, and (with a plain byte
-search, no parsing) that QEMU's ELF dump holds the in-RAM argv and the kmsg marker.
+Reads $KVM_TEST_DUMPS/index.json (or the given one) and, for every variant (x86-64 and
+foreign), checks that the files exist, the truth says what the workload promised, the
+swapped pages really are in swap.img, each dump's header says what the manifest claims
+(ELF machine included), and (with a plain byte search, no parsing) that QEMU's ELF dump
+holds the in-RAM argv and the kmsg marker.
 Prints one line per check group; exits 1 on the first failure.
 """
 import json
@@ -28,10 +29,19 @@ def argv_of(p):
     return bytes.fromhex(p["cmdlineHex"]).split(b"\0")[:-1]
 
 
+# What each variant promises about paging (levels; for arm64 also page size and VA bits; for i386 PAE).
+FOREIGN = {"arm64": ("aarch64", 4), "i386-pae": ("i386", 3), "i386": ("i386", 2)}
+ELF_MACHINE = {"x86_64": "EM_X86_64", "aarch64": "EM_AARCH64", "i386": "EM_386"}
+
+
 def verify_variant(vdir):
     name = os.path.basename(vdir)
     m = json.load(open(os.path.join(vdir, "manifest.json")))
     t = json.load(open(os.path.join(vdir, "truth.json")))
+    arch = m.get("architecture", "x86_64")
+    base = m["variant"]
+    check(t.get("architecture", "x86_64") == arch, f"{name}: truth says {t.get('architecture')}, manifest {arch}")
+    check(FOREIGN.get(base, ("x86_64",))[0] == arch, f"{name}: variant {base} is not an {arch} variant")
     for key in ("truth", "systemMap", "config", "swapImage", "vmlinuz", "console"):
         check(os.path.isfile(os.path.join(vdir, m[key])), f"{name}: {m[key]} missing")
     procs = {p["pid"]: p for p in t["processes"]}
@@ -77,16 +87,40 @@ def verify_variant(vdir):
           f"at stop {at['loadavg']} at uptime {at['uptimeSeconds']} s, /proc/stat cpu {' '.join(map(str, ps['total']))})")
 
     # Variant promises.
-    want_levels = 5 if name.startswith("la57") else 4
+    want_levels = FOREIGN[base][1] if base in FOREIGN else 5 if base == "la57" else 4
     check(t["pagingLevels"] == want_levels and m["pagingLevels"] == want_levels, f"{name}: paging levels")
-    if name.startswith("la57"):
+    check(t["paging"]["pageSize"] == 4096 and m["paging"] == t["paging"], f"{name}: page size / paging record")
+    if base == "la57":
         check(t["cpuHasLa57"], f"{name}: no la57 in cpuinfo")
-    if name.startswith("nokaslr"):
+    if base == "nokaslr":
         check(t["kaslrOffset"] == "0x0" and not m["kaslr"], f"{name}: nokaslr has an offset")
+    if base == "arm64":
+        check(t["paging"]["vaBits"] == 48, f"{name}: VA bits {t['paging']['vaBits']}")
+        check(m["kaslr"] and t["kaslrOffset"] != "0x0", f"{name}: KASLR did not move the kernel")
+    if arch == "i386":
+        check(t["paging"]["pae"] == (base == "i386-pae"), f"{name}: PAE is {t['paging']['pae']}")
     smap = open(os.path.join(vdir, "System.map")).read()
-    check("ffffffff81000000 T _text\n" in smap, f"{name}: System.map _text not at link address")
     check("[" not in smap, f"{name}: System.map has module symbols")
-    print(f"verify: {name}: {t['pagingLevels']}-level paging, KASLR offset {t['kaslrOffset']}, System.map ok")
+    if arch == "x86_64":
+        check("ffffffff81000000 T _text\n" in smap, f"{name}: System.map _text not at link address")
+    else:
+        # Debian's -dbg map: every symbol the truth has sits at its map address plus the KASLR offset.
+        link = {}
+        for line in smap.splitlines():
+            a, _, n = line.split()[:3]
+            link.setdefault(n, int(a, 16))
+        off = int(t["kaslrOffset"], 16)
+        mask = (1 << (32 if arch == "i386" else 64)) - 1
+        for n, a in t["symbols"].items():
+            check((link[n] + off) & mask == int(a, 16), f"{name}: symbol {n} {a} is not System.map + KASLR offset")
+        for n in ("init_task", "linux_banner", "swapper_pg_dir", "_stext", "init_uts_ns"):
+            check(n in t["symbols"], f"{name}: truth has no address for {n}")
+        check(t["systemMapCheck"]["agree"] == t["systemMapCheck"]["compared"],
+              f"{name}: System.map and kallsyms disagree: {t['systemMapCheck']}")
+    pg = t["paging"]
+    extra = f", {pg['vaBits']}-bit VA" if "vaBits" in pg else f", PAE {pg['pae']}" if "pae" in pg else ""
+    print(f"verify: {name}: {arch}, {t['pagingLevels']}-level paging ({pg['pageSize']}-byte pages{extra}), "
+          f"KASLR offset {t['kaslrOffset']}, System.map ok")
 
     # Swapped pages: read them back from swap.img ourselves.
     sw = [p for p in t["swappedPages"] if p["swapped"]]
@@ -94,8 +128,8 @@ def verify_variant(vdir):
         check(sw, f"{name}: no swapped pages")
         with open(os.path.join(vdir, "swap.img"), "rb") as f:
             for p in sw:
-                f.seek(p["swapOffset"] * 4096)
-                page = f.read(4096)
+                f.seek(p["swapOffset"] * t["paging"]["pageSize"])
+                page = f.read(t["paging"]["pageSize"])
                 proc = procs[p["pid"]]
                 if p["what"] == "argv":
                     args = [x for x in argv_of(proc) if len(x) > 8]
@@ -122,6 +156,8 @@ def verify_variant(vdir):
             magic = fh.read(16)
         expect = {"elf": b"\x7fELF"}.get(f["format"], b"makedumpfile" if f["flattened"] else b"KDUMP   ")
         check(magic.startswith(expect), f"{name}: {f['name']} magic {magic!r}")
+        if f["format"] == "elf":
+            check(d["elfMachine"] == ELF_MACHINE[arch], f"{name}: {f['name']} is {d['elfMachine']}, not {arch}")
     check(all(f["vmcoreinfo"] == m["qemu"]["vmcoreinfoDevice"] for f in m["files"]),
           f"{name}: VMCOREINFO presence does not follow the vmcoreinfo device")
     comps = sorted({(f["compression"], f["dumpLevel"]) for f in m["files"] if f["format"] == "kdump"},
@@ -141,9 +177,10 @@ def main():
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kvm-test-dumps")
     index = sys.argv[1] if len(sys.argv) > 1 else os.path.join(base, "index.json")
     idx = json.load(open(index))
-    for v in idx["variants"]:
+    variants = idx["variants"] + idx.get("foreignVariants", [])
+    for v in variants:
         verify_variant(v)
-    print(f"verify: all {len(idx['variants'])} variants ok")
+    print(f"verify: all {len(variants)} variants ok")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,21 @@ namespace Kvm.IntegrationTests;
 /// The real dumps made by scripts/make-test-dumps.sh, found through <c>$KVM_TEST_DUMPS/index.json</c> and each
 /// variant's manifest.json. Truth (truth.json) was recorded inside the guest; tests compare against it.
 /// </summary>
+/// <remarks>
+/// The lab boots Debian's x86-64 kernel (variants default, la57, nokaslr, novmcoreinfo) and also its arm64 and
+/// i386 kernels (variants arm64, i386-pae, i386). Each manifest names its guest's <c>"architecture"</c>
+/// (<c>x86_64</c>, <c>aarch64</c>, <c>i386</c>; a manifest without it is x86_64). <see cref="Variants"/> and
+/// <see cref="AllDumps"/> keep to x86-64, which is what every test written before the other architectures
+/// assumes; <see cref="ForeignVariants"/> and <see cref="VariantsFor"/> give the others.
+/// </remarks>
 public static class DumpLab
 {
-    private static readonly Lazy<IReadOnlyList<LabVariant>> s_variants = new(Load);
+    /// <summary>The architecture of a variant whose manifest does not name one.</summary>
+    public const string DefaultArchitecture = "x86_64";
+
+    private static readonly Lazy<IReadOnlyList<LabVariant>> s_all = new(Load);
+    private static readonly Lazy<IReadOnlyList<LabVariant>> s_variants = new(() => s_all.Value.Where(v => v.Architecture == DefaultArchitecture).ToList());
+    private static readonly Lazy<IReadOnlyList<LabVariant>> s_foreign = new(() => s_all.Value.Where(v => v.Architecture != DefaultArchitecture).ToList());
 
     public static string BaseDirectory =>
         Environment.GetEnvironmentVariable("KVM_TEST_DUMPS") is { Length: > 0 } dir ? dir
@@ -16,16 +28,36 @@ public static class DumpLab
 
     public static bool IsCi => Environment.GetEnvironmentVariable("CI") == "true";
 
+    /// <summary>The x86-64 variants (manifest <c>"architecture"</c> x86_64 or absent).</summary>
     public static IReadOnlyList<LabVariant> Variants => s_variants.Value;
+
+    /// <summary>The variants of every other architecture (arm64: <c>aarch64</c>; i386-pae and i386: <c>i386</c>).</summary>
+    public static IReadOnlyList<LabVariant> ForeignVariants => s_foreign.Value;
+
+    /// <summary>The variants whose guest is <paramref name="architecture"/> (<c>x86_64</c>, <c>aarch64</c>, <c>i386</c>).</summary>
+    public static IReadOnlyList<LabVariant> VariantsFor(string architecture) => s_all.Value.Where(v => v.Architecture == architecture).ToList();
 
     /// <summary>Why the dumps are unavailable, or null when they are there.</summary>
     public static string? MissingReason => Variants.Count > 0 ? null : $"no real dumps: {Path.Combine(BaseDirectory, "index.json")} is missing (run scripts/make-test-dumps.sh)";
 
-    public static LabVariant Variant(string name) =>
-        Variants.FirstOrDefault(v => v.Name == name) ?? throw new InvalidOperationException($"the lab has no '{name}' variant (have: {string.Join(", ", Variants.Select(v => v.Name))})");
+    /// <summary>Why the other architectures' dumps are unavailable, or null when there is at least one.</summary>
+    public static string? ForeignMissingReason => ForeignVariants.Count > 0 ? null : $"no arm64/i386 dumps in {BaseDirectory} (run scripts/make-test-dumps.sh --variants arm64,i386-pae,i386)";
 
-    /// <summary>Every single-file dump of every variant, as theory data: (variant, file name).</summary>
-    public static IEnumerable<object[]> AllDumps() => Variants.SelectMany(v => v.Dumps.Where(d => d.SplitSet is null).Select(d => new object[] { v.Name, d.Name }));
+    /// <summary>A variant by name, of any architecture.</summary>
+    public static LabVariant Variant(string name) =>
+        s_all.Value.FirstOrDefault(v => v.Name == name) ?? throw new InvalidOperationException($"the lab has no '{name}' variant (have: {string.Join(", ", s_all.Value.Select(v => v.Name))})");
+
+    /// <summary>Every single-file dump of every x86-64 variant, as theory data: (variant, file name).</summary>
+    public static IEnumerable<object[]> AllDumps() => DumpsOf(Variants);
+
+    /// <summary>Every single-file dump of every variant of <paramref name="architecture"/>, as theory data: (variant, file name).</summary>
+    public static IEnumerable<object[]> AllDumpsFor(string architecture) => DumpsOf(VariantsFor(architecture));
+
+    /// <summary>Every single-file dump of every foreign variant, as theory data: (variant, file name).</summary>
+    public static IEnumerable<object[]> AllForeignDumps() => DumpsOf(ForeignVariants);
+
+    private static IEnumerable<object[]> DumpsOf(IEnumerable<LabVariant> variants) =>
+        variants.SelectMany(v => v.Dumps.Where(d => d.SplitSet is null).Select(d => new object[] { v.Name, d.Name }));
 
     private static IReadOnlyList<LabVariant> Load()
     {
@@ -36,18 +68,24 @@ public static class DumpLab
         }
 
         using var doc = JsonDocument.Parse(File.ReadAllText(index));
-        var dirs = doc.RootElement.GetProperty("variants").EnumerateArray().Select(v => Path.GetFullPath(v.GetString()!)).ToList();
+        var dirs = Paths(doc.RootElement, "variants").Concat(Paths(doc.RootElement, "foreignVariants")).Distinct().ToList();
 
         // index.json lists the variants of the last run only (demo.sh makes just "default"); every other variant of
-        // the same lab version under root is complete too, since the lab moves a variant into place only when done.
-        string root = doc.RootElement.GetProperty("root").GetString()!;
-        if (Directory.Exists(root))
+        // the same lab version is complete too, since the lab moves a variant into place only when done. It lives
+        // under one of "roots" (one directory per kernel: amd64, arm64, 686-pae, 686), or "root" in older indexes.
+        var roots = doc.RootElement.TryGetProperty("roots", out _) ? Paths(doc.RootElement, "roots") : [Path.GetFullPath(doc.RootElement.GetProperty("root").GetString()!)];
+        foreach (string root in roots.Where(Directory.Exists))
         {
-            dirs.AddRange(Directory.EnumerateDirectories(root).Select(Path.GetFullPath).Where(d => File.Exists(Path.Combine(d, "manifest.json")) && !dirs.Contains(d)).Order(StringComparer.Ordinal));
+            dirs.AddRange(Directory.EnumerateDirectories(root).Select(Path.GetFullPath).Where(d => File.Exists(Path.Combine(d, "manifest.json")) && !dirs.Contains(d)).Order(StringComparer.Ordinal).ToList());
         }
 
         return dirs.Select(LabVariant.Load).ToList();
     }
+
+    private static List<string> Paths(JsonElement index, string property) =>
+        index.TryGetProperty(property, out var list) && list.ValueKind == JsonValueKind.Array
+            ? list.EnumerateArray().Select(v => Path.GetFullPath(v.GetString()!)).ToList()
+            : [];
 }
 
 /// <summary>One variant directory: its manifest, truth and dumps.</summary>
@@ -59,12 +97,16 @@ public sealed class LabVariant
         Manifest = manifest;
         Truth = truth;
         Name = manifest.GetProperty("variant").GetString()!;
+        Architecture = manifest.TryGetProperty("architecture", out var a) && a.ValueKind == JsonValueKind.String ? a.GetString()! : DumpLab.DefaultArchitecture;
         Dumps = manifest.GetProperty("files").EnumerateArray().Select(f => new LabDump(this, f)).ToList();
     }
 
     public string Directory { get; }
 
     public string Name { get; }
+
+    /// <summary>The guest's architecture: <c>x86_64</c>, <c>aarch64</c> or <c>i386</c> (manifest <c>"architecture"</c>).</summary>
+    public string Architecture { get; }
 
     public JsonElement Manifest { get; }
 
@@ -86,7 +128,18 @@ public sealed class LabVariant
 
     public string ProcVersion => Truth.GetProperty("procVersion").GetString()!;
 
+    /// <summary>A symbol's address as the guest's /proc/kallsyms listed it.</summary>
     public ulong TruthSymbol(string name) => Convert.ToUInt64(Truth.GetProperty("kallsyms").GetProperty(name).GetString()!, 16);
+
+    /// <summary>
+    /// A symbol's run-time address from truth.json <c>"symbols"</c>: the guest's kallsyms where it lists the symbol,
+    /// else (arm64 and i386 kernels list functions only) Debian's link-time System.map plus the guest's KASLR offset
+    /// (<c>"symbolSources"</c> says which). Falls back to <see cref="TruthSymbol"/> for labs made before "symbols".
+    /// </summary>
+    public ulong SymbolAddress(string name) =>
+        Truth.TryGetProperty("symbols", out var symbols) && symbols.TryGetProperty(name, out var address)
+            ? Convert.ToUInt64(address.GetString()!, 16)
+            : TruthSymbol(name);
 
     public LabDump Dump(string name) => Dumps.First(d => d.Name == name);
 

@@ -23,3 +23,30 @@ public sealed class LabTheoryAttribute : TheoryAttribute
         }
     }
 }
+
+/// <summary>
+/// A fact on the lab's arm64 and i386 dumps (<see cref="DumpLab.ForeignVariants"/>): skipped with a reason when there
+/// are none, except in CI, where scripts/test.sh makes them and their absence fails.
+/// </summary>
+public sealed class ForeignLabFactAttribute : FactAttribute
+{
+    public ForeignLabFactAttribute()
+    {
+        if (DumpLab.ForeignMissingReason is { } reason && !DumpLab.IsCi)
+        {
+            Skip = reason;
+        }
+    }
+}
+
+/// <summary>A theory on the lab's arm64 and i386 dumps, with the same skip rule as <see cref="ForeignLabFactAttribute"/>.</summary>
+public sealed class ForeignLabTheoryAttribute : TheoryAttribute
+{
+    public ForeignLabTheoryAttribute()
+    {
+        if (DumpLab.ForeignMissingReason is { } reason && !DumpLab.IsCi)
+        {
+            Skip = reason;
+        }
+    }
+}
