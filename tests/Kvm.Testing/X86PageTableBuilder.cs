@@ -148,7 +148,8 @@ public sealed class X86PageTableBuilder
         }
         else
         {
-            _memory.Write(at, BitConverter.GetBytes((uint)entry));
+            // A 2-level entry is 32 bits: the high bits a test sets (NX, to show they are ignored) are dropped on purpose.
+            _memory.Write(at, BitConverter.GetBytes(unchecked((uint)entry)));
         }
     }
 }
