@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Kvm.Images;
 using Kvm.Linux;
 using Kvm.Types;
@@ -54,6 +55,11 @@ public sealed partial class KernelImage
     public ProcessList GetProcesses(ProcessQuery? query = null)
     {
         ThrowIfDisposed();
+        if (OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            throw new KvmException(KvmErrorCode.NotSupported, $"{_image.Files[0]}: FreeBSD process listing needs the kernel's type information, which FreeBSD kernels carry as CTF (.SUNW_ctf), and Kvm does not read CTF yet; the kernel's allproc list cannot be walked without struct proc's layout");
+        }
+
         return Processes().List(query ?? ProcessQuery.Processes);
     }
 
@@ -225,48 +231,49 @@ public sealed partial class KernelImage
         return new KernelLogContents(log.Records, log.Layout, log.Warnings);
     }
 
-    private ProcessWalker Processes()
+    private ProcessWalker Processes([CallerMemberName] string? caller = null)
     {
         lock (_linuxLock)
         {
-            return _processes ??= new ProcessWalker(Linux());
+            return _processes ??= new ProcessWalker(Linux(caller));
         }
     }
 
-    private SystemWalker SystemState()
+    private SystemWalker SystemState([CallerMemberName] string? caller = null)
     {
         lock (_linuxLock)
         {
-            return _systemWalker ??= new SystemWalker(Linux());
+            return _systemWalker ??= new SystemWalker(Linux(caller));
         }
     }
 
-    private SwapWalker SwapAreas()
+    private SwapWalker SwapAreas([CallerMemberName] string? caller = null)
     {
         lock (_linuxLock)
         {
-            return _swapWalker ??= new SwapWalker(Linux(), Paths());
+            return _swapWalker ??= new SwapWalker(Linux(caller), Paths(caller));
         }
     }
 
-    private FileWalker FileWalkerInstance()
+    private FileWalker FileWalkerInstance([CallerMemberName] string? caller = null)
     {
         lock (_linuxLock)
         {
-            return _fileWalker ??= new FileWalker(Linux(), Paths());
+            return _fileWalker ??= new FileWalker(Linux(caller), Paths(caller));
         }
     }
 
-    private PathResolver Paths()
+    private PathResolver Paths([CallerMemberName] string? caller = null)
     {
         lock (_linuxLock)
         {
-            return _paths ??= new PathResolver(Linux());
+            return _paths ??= new PathResolver(Linux(caller));
         }
     }
 
-    private LinuxKernel Linux()
+    private LinuxKernel Linux([CallerMemberName] string? caller = null)
     {
+        ThrowIfFreeBsd(caller ?? "this walker");
         lock (_linuxLock)
         {
             if (_linux is null)
@@ -355,6 +362,12 @@ public sealed partial class KernelImage
     private TypeCatalog? LoadTypes(out string? error)
     {
         error = null;
+        if (OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            error = "FreeBSD kernels describe their types in CTF (.SUNW_ctf), not BTF, and Kvm does not read CTF yet";
+            return null;
+        }
+
         if (_options.Btf is { } path)
         {
             return TypeCatalog.Load(path, _options.Limits);

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Kvm.Images;
+using Kvm.Images.FreeBsd;
 using Kvm.Memory;
 using Kvm.Symbols;
 
@@ -87,9 +88,14 @@ public sealed partial class KernelImage : IDisposable
 
     private static KernelImage Create(DumpImage image, KernelImageOptions options, bool live)
     {
-        CheckArchitecture(image);
         var namelistPaths = options.Namelists.Count > 0 ? options.Namelists : live ? [LiveKallsyms] : [];
         var namelists = namelistPaths.Select(p => NamelistLoader.Load(p, options.Limits)).ToList();
+        if (!live && DetectFreeBsd(image, namelists) is { } freeBsd)
+        {
+            return CreateFreeBsd(image, freeBsd, namelists, options);
+        }
+
+        CheckArchitecture(image);
 
         var vmcoreInfo = image.VmcoreInfo ?? (live ? ReadLiveVmcoreInfo(image, options.Limits) : null);
         var hints = Hints(namelists);
@@ -230,8 +236,8 @@ public sealed partial class KernelImage : IDisposable
     /// <summary>True when opened for writing and the format allows it.</summary>
     public bool IsWritable => _image.CanWrite;
 
-    /// <summary>The kernel architecture, as the kernel names it.</summary>
-    public string Architecture => _image.MachineName ?? "x86_64";
+    /// <summary>The kernel architecture, as the kernel names it (Linux <c>x86_64</c>; FreeBSD <c>amd64</c>, <c>arm64</c>, <c>i386</c>).</summary>
+    public string Architecture => FreeBsdInfo is { } info ? MinidumpHeader.NameOf(info.Architecture) : _image.MachineName ?? "x86_64";
 
     /// <summary>VMCOREINFO, from the container, the live kernel, or a scan of memory; null when none was found.</summary>
     public VmcoreInfo? VmcoreInfo { get; }
@@ -266,8 +272,11 @@ public sealed partial class KernelImage : IDisposable
     /// <summary>Counters of every cache the image keeps.</summary>
     public IReadOnlyList<CacheStatistics> CacheStatistics => _memory.CacheStatistics;
 
-    /// <summary>The kernel release: VMCOREINFO's OSRELEASE, else read from <c>init_uts_ns</c>.</summary>
-    public string? Release => VmcoreInfo?.OsRelease ?? (TryReadUtsname(out var u) ? u.Release : null);
+    /// <summary>
+    /// The kernel release: VMCOREINFO's OSRELEASE, else read from <c>init_uts_ns</c>; for FreeBSD the kernel's
+    /// <c>osrelease</c> (e.g. <c>14.0-RELEASE</c>), else the dump device header's version string.
+    /// </summary>
+    public string? Release => OperatingSystem == KernelOperatingSystem.FreeBsd ? FreeBsdRelease() : VmcoreInfo?.OsRelease ?? (TryReadUtsname(out var u) ? u.Release : null);
 
     /// <summary>Drops cached pages, page tables and translations (for the live kernel, or after a write elsewhere).</summary>
     public void FlushCaches()
