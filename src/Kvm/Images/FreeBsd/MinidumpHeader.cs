@@ -109,7 +109,8 @@ internal sealed record MinidumpHeader
             "minidump FreeBSD/amd64" => FreeBsdArchitecture.Amd64,
             "minidump FreeBSD/arm64" => FreeBsdArchitecture.Arm64,
             "minidump FreeBSD/i386" => FreeBsdArchitecture.I386,
-            _ when text.StartsWith(MagicPrefix, StringComparison.Ordinal) && text.Length > MagicPrefix.Length && text.Length < 24 =>
+            // The other architectures FreeBSD writes minidumps for (powerpc64's 32-byte magic does not fit the field).
+            "minidump FreeBSD/arm" or "minidump FreeBSD/riscv" or "minidump FreeBSD/mips" or "minidump FreeBSD/powerpc" =>
                 throw new KvmException(KvmErrorCode.NotSupported, $"{context}: FreeBSD/{text[MagicPrefix.Length..]} minidumps are not supported (amd64, arm64 and i386 are)"),
             _ => throw new CorruptImageException($"{context}: not a minidump for this platform (magic \"{Printable(text)}\")"),
         };
