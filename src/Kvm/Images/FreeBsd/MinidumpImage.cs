@@ -11,7 +11,7 @@ namespace Kvm.Images.FreeBsd;
 /// </summary>
 /// <remarks>
 /// Physical reads go through <see cref="SparsePageMap"/>; translation through the page map is the Translation
-/// layer's (Kvm.Translation.FreeBsd). The bitmap and the page map are read into memory once, capped by
+/// layer's (its FreeBsd minidump translators). The bitmap and the page map are read into memory once, capped by
 /// <see cref="KvmLimits.MaxBitmapBytes"/> and <see cref="KvmLimits.MaxMinidumpPageMapBytes"/>; the pages stay in the
 /// file. A file that ends inside the sparse area still opens: the pages it lost read as truncated.
 /// </remarks>
