@@ -108,7 +108,7 @@ public sealed class FreeBsdAmd64Kernel
         var page = new byte[4096];
         for (int i = 0; i < page.Length; i++)
         {
-            page[i] = (byte)((i * 7) + (seed * 13));
+            page[i] = unchecked((byte)((i * 7) + (seed * 13)));
         }
 
         return page;

@@ -82,7 +82,7 @@ public sealed class I386PageTableBuilder
         }
         else
         {
-            _memory.WriteUInt32(pa, (uint)value);
+            _memory.WriteUInt32(pa, unchecked((uint)value));
         }
     }
 }

@@ -106,7 +106,7 @@ public sealed class Arm64MinidumpTests
             var bytes = new byte[pageSize];
             for (int j = 0; j < bytes.Length; j++)
             {
-                bytes[j] = (byte)(j + (i * 31));
+                bytes[j] = unchecked((byte)(j + (i * 31)));
             }
 
             memory.Write(pa, bytes);

@@ -190,6 +190,21 @@ public sealed class FramingAndCompressionTests : IClassFixture<FramingAndCompres
         Assert.Contains("not a dump Kvm reads", e.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(4, 0xffffffffffffff00UL)]
+    [InlineData(4, 0x7fffffffffffffffUL)]
+    [InlineData(1, 0xfffffffffffff000UL)]
+    public void AbsurdLengthsInTheHeaders_AreRefused(int version, ulong length)
+    {
+        var header = KernelDumpFraming.Header(length, version, dumpExtent: length);
+
+        // The header alone at the end (a device image), and at the start.
+        using var tail = new TempFile([.. new byte[8192], .. header], "ada0p3");
+        Assert.ThrowsAny<KvmException>(() => KernelImage.Open(tail.Path));
+        using var head = new TempFile([.. header, .. new byte[8192]], "dumpdev");
+        Assert.ThrowsAny<KvmException>(() => KernelImage.Open(head.Path));
+    }
+
     private void AssertSameAsPlain(KernelImage image)
     {
         Assert.Equal(KernelOperatingSystem.FreeBsd, image.OperatingSystem);

@@ -171,6 +171,44 @@ public sealed class MinidumpBoundsTests : IClassFixture<MinidumpBoundsTests.Dump
         }
     }
 
+    [Fact]
+    public void RandomWideFieldsAndDumpAvail_NeverCrashOrHang()
+    {
+        var (avail, _, _, _) = Layout(_dump);
+        var random = new Random(7);
+        for (int i = 0; i < 200; i++)
+        {
+            var bytes = (byte[])_dump.Clone();
+            switch (i % 3)
+            {
+                case 0:
+                    BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(40 + (random.Next(3) * 8)), (ulong)random.NextInt64() << random.Next(2));
+                    break;
+                case 1:
+                    BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan((int)avail + (random.Next(6) * 8)), (ulong)random.NextInt64() >> random.Next(40));
+                    break;
+                default:
+                    random.NextBytes(bytes.AsSpan((int)avail, 64));
+                    break;
+            }
+
+            using var file = new TempFile(bytes, "vmcore");
+            try
+            {
+                using var image = KernelImage.Open(file.Path);
+                var buffer = new byte[64];
+                image.Read(FreeBsdAmd64Kernel.KmemBase, buffer);
+                image.Read(Amd64MinidumpBuilder.DmapMinAddress + 0x1200000, buffer);
+                foreach (var unused in image.EnumeratePages().Take(3000))
+                {
+                }
+            }
+            catch (KvmException)
+            {
+            }
+        }
+    }
+
     private KvmException Open(byte[] bytes)
     {
         using var file = new TempFile(bytes, "vmcore.0");

@@ -124,13 +124,12 @@ internal sealed class KernelDumpDeviceFormat : IImageFormat
             var trailing = KernelDumpHeader.Parse(last, $"{file.Path}: last dump header at offset 0x{lastAt:x}");
 
             // savecore: firsthd = lasthd - dumpextent - sectorsize - dumpkeysize.
-            ulong behind = trailing.DumpExtent + (ulong)sector + trailing.DumpKeySize;
-            if (trailing.DumpExtent > (ulong)lastAt || behind > (ulong)lastAt)
+            if (trailing.DumpExtent > (ulong)lastAt || trailing.DumpExtent + (ulong)sector + trailing.DumpKeySize > (ulong)lastAt)
             {
                 throw new CorruptImageException($"{file.Path}: the last dump header's extent (0x{trailing.DumpExtent:x} bytes) reaches before the start of the file");
             }
 
-            long firstAt = lastAt - (long)behind;
+            long firstAt = lastAt - (long)(trailing.DumpExtent + (ulong)sector + trailing.DumpKeySize);
             var leading = new byte[KernelDumpHeader.Size];
             file.ReadExactly(firstAt, leading, "the first dump header");
             if (!leading.AsSpan().SequenceEqual(last))

@@ -104,6 +104,19 @@ internal sealed class MinidumpImage : DumpImage
             throw new CorruptImageException($"{file.Path}: minidump direct map ends (0x{header.DirectMapEnd:x}) before it starts (0x{header.DirectMapBase:x})");
         }
 
+        if (header.DirectMapPhysical > MaxPhysicalAddress || header.DirectMapEnd - header.DirectMapBase > MaxPhysicalAddress - header.DirectMapPhysical)
+        {
+            throw new CorruptImageException($"{file.Path}: minidump direct map [0x{header.DirectMapBase:x}, 0x{header.DirectMapEnd:x}) from physical 0x{header.DirectMapPhysical:x} reaches beyond 2^52, the largest physical address");
+        }
+
+        // The page map covers one entry's span per entry from kernbase; it must end inside the address space.
+        ulong span = header.Architecture == FreeBsdArchitecture.Amd64 && header.Version >= 2 ? 1UL << 21 : (ulong)header.PageSize;
+        ulong covered = header.PageMapSize / (ulong)header.PageMapEntrySize * span;
+        if (covered > ulong.MaxValue - header.KernelBase)
+        {
+            throw new CorruptImageException($"{file.Path}: the minidump's page map ({header.PageMapSize} bytes from kernbase 0x{header.KernelBase:x}) runs past the top of the address space");
+        }
+
         long messageBuffer = page;
         long dumpAvail = messageBuffer + Round(header.MessageBufferSize);
         long bitmap = dumpAvail + Round(header.DumpAvailSize);
@@ -123,9 +136,13 @@ internal sealed class MinidumpImage : DumpImage
         return new MinidumpImage(file, header, map, entries, messageBuffer);
     }
 
+    /// <summary>The largest physical address any of the three architectures has (52 bits: amd64, arm64 LPA, i386 PAE).</summary>
+    public const ulong MaxPhysicalAddress = 1UL << 52;
+
     /// <summary>
     /// Parses <c>dump_avail</c>: pairs of 64-bit [start, end) physical addresses, ending at the first pair whose end
-    /// is 0 (sys/vm/vm_dumpset.h stops there). Pairs must ascend and not overlap; empty pairs are skipped.
+    /// is 0 (sys/vm/vm_dumpset.h stops there). Pairs must ascend, not overlap, and end below 2^52; empty pairs are
+    /// skipped.
     /// </summary>
     public static IReadOnlyList<PhysicalRange> ParseDumpAvail(ReadOnlySpan<byte> data, string context)
     {
@@ -138,6 +155,11 @@ internal sealed class MinidumpImage : DumpImage
             if (end == 0)
             {
                 break;
+            }
+
+            if (end > MaxPhysicalAddress)
+            {
+                throw new CorruptImageException($"{context}: dump_avail[{i / 8}] = [0x{start:x}, 0x{end:x}) ends beyond 2^52, the largest physical address");
             }
 
             if (end < start || start < previousEnd)
