@@ -1,7 +1,9 @@
+using Kvm.FreeBsd;
 using Kvm.Images;
 using Kvm.Images.FreeBsd;
 using Kvm.Memory;
 using Kvm.Symbols;
+using Kvm.Types;
 
 namespace Kvm;
 
@@ -17,11 +19,14 @@ public sealed partial class KernelImage
     /// A FreeBSD image supports memory (reads, translation, <see cref="EnumeratePages"/>), symbols from the kernel's
     /// ELF symbol table, <see cref="Release"/> and <see cref="ReadBanner"/>. The walkers that read Linux structures
     /// (processes, swap, files, the kernel log, CPUs, clocks, load) refuse it with a <see cref="KvmException"/>
-    /// (<see cref="KvmErrorCode.NotSupported"/>) that says so.
+    /// (<see cref="KvmErrorCode.NotSupported"/>) that says so. Processes are listed from <c>allproc</c> when the kernel's
+    /// CTF is at hand (the kernel given as namelist carries it): <see cref="GetProcesses"/>.
     /// </remarks>
     public KernelOperatingSystem OperatingSystem { get; private init; }
 
     private FreeBsdDumpInfo? FreeBsdInfo { get; init; }
+
+    private FreeBsdProcessWalker? _freeBsdProcesses;
 
     /// <summary>
     /// Decides whether the image is FreeBSD's: the image says so (minidump, dump-device header, ELF full dump), or
@@ -117,6 +122,33 @@ public sealed partial class KernelImage
         // "FreeBSD 14.0-RELEASE releng/14.0-n265380-f9716eee8ab4 GENERIC amd64"
         var words = FreeBsdInfo?.DeviceHeader?.VersionString.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         return words is { Length: >= 2 } && words[0] == "FreeBSD" ? words[1] : null;
+    }
+
+    /// <summary>
+    /// A FreeBSD kernel's types: its CTF (<c>.SUNW_ctf</c>, which FreeBSD keeps in the kernel file for DTrace, not in
+    /// memory), from <see cref="KernelImageOptions.Btf"/> or from the kernel given as namelist.
+    /// </summary>
+    private TypeCatalog? LoadFreeBsdTypes(out string? error)
+    {
+        error = null;
+        string? path = _options.Btf ?? _namelists.FirstOrDefault(t => t.Kind == NamelistKind.FreeBsdKernel)?.Source;
+        if (path is null)
+        {
+            error = "FreeBSD kernels describe their types in CTF (.SUNW_ctf) in the kernel file, not in the dump: give the kernel (-N /boot/kernel/kernel)";
+            return null;
+        }
+
+        var types = TypeCatalog.Load(path, _options.Limits);
+        return FreeBsdInfo?.Architecture == FreeBsdArchitecture.I386 ? types.WithPointerSize(4) : types;
+    }
+
+    private FreeBsdProcessWalker FreeBsdProcesses()
+    {
+        var types = Types ?? throw new KvmException(KvmErrorCode.KernelType, $"{_image.Files[0]}: FreeBSD process listing needs the kernel's CTF: {TypeInformationError}");
+        lock (_linuxLock)
+        {
+            return _freeBsdProcesses ??= new FreeBsdProcessWalker((a, b) => _memory.ReadVirtual(a, b, out _), name => TryGetSymbol(name, out var s) ? s.Address : null, types, _options.Limits);
+        }
     }
 
     private void ThrowIfFreeBsd(string what)

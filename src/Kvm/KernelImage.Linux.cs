@@ -57,7 +57,7 @@ public sealed partial class KernelImage
         ThrowIfDisposed();
         if (OperatingSystem == KernelOperatingSystem.FreeBsd)
         {
-            throw new KvmException(KvmErrorCode.NotSupported, $"{_image.Files[0]}: FreeBSD process listing needs the kernel's type information, which FreeBSD kernels carry as CTF (.SUNW_ctf), and Kvm does not read CTF yet; the kernel's allproc list cannot be walked without struct proc's layout");
+            return FreeBsdProcesses().List(query ?? ProcessQuery.Processes);
         }
 
         return Processes().List(query ?? ProcessQuery.Processes);
@@ -74,6 +74,11 @@ public sealed partial class KernelImage
     {
         ArgumentNullException.ThrowIfNull(process);
         ThrowIfDisposed();
+        if (OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            return FreeBsdProcesses().ReadArguments(process, maxBytes);
+        }
+
         return new UserMemoryReader(Linux()).ReadStrings(process, process.ArgStart, process.ArgEnd, maxBytes);
     }
 
@@ -82,6 +87,13 @@ public sealed partial class KernelImage
     {
         ArgumentNullException.ThrowIfNull(process);
         ThrowIfDisposed();
+        if (OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            // The kernel keeps a copy of the arguments only; the environment lives in user memory, which no FreeBSD
+            // dump holds (a minidump has the kernel's pages alone).
+            return new ProcessStrings([], false, "FreeBSD keeps no kernel copy of a process's environment, and a FreeBSD dump holds no user memory", null, false);
+        }
+
         return new UserMemoryReader(Linux()).ReadStrings(process, process.EnvStart, process.EnvEnd, maxBytes);
     }
 
@@ -364,8 +376,7 @@ public sealed partial class KernelImage
         error = null;
         if (OperatingSystem == KernelOperatingSystem.FreeBsd)
         {
-            error = "FreeBSD kernels describe their types in CTF (.SUNW_ctf), not BTF, and Kvm does not read CTF yet";
-            return null;
+            return LoadFreeBsdTypes(out error);
         }
 
         if (_options.Btf is { } path)

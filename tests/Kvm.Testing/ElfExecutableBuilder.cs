@@ -70,6 +70,9 @@ public sealed class ElfExecutableBuilder
     /// <summary>Overrides .symtab's sh_link (normally the index of .strtab).</summary>
     public uint? SymtabLink { get; set; }
 
+    /// <summary>More sections (not allocated, PROGBITS), after .strtab: FreeBSD's <c>.SUNW_ctf</c>, a <c>.BTF</c>.</summary>
+    public List<(string Name, byte[] Bytes)> ExtraSections { get; } = [];
+
     public ElfExecutableBuilder AddSymbol(string name, ulong value, ushort section, byte bind = StbGlobal, byte type = SttFunc, ulong size = 0)
     {
         _symbols.Add((name, value, section, bind, type, size));
@@ -140,6 +143,11 @@ public sealed class ElfExecutableBuilder
             sections.Add((shstr.Add(".symtab"), 2, 0, 0, symBytes, (ulong)symBytes.Length, SymtabLink ?? strtabIndex, firstGlobal, 8, (ulong)symSize));
             var strBytes = strtab.ToArray();
             sections.Add((shstr.Add(".strtab"), 3, 0, 0, strBytes, (ulong)strBytes.Length, 0, 0, 1, 0));
+        }
+
+        foreach (var (name, bytes) in ExtraSections)
+        {
+            sections.Add((shstr.Add(name), 1, 0, 0, bytes, (ulong)bytes.Length, 0, 0, 1, 0));
         }
 
         uint shstrName = shstr.Add(".shstrtab");

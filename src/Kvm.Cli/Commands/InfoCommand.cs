@@ -196,6 +196,6 @@ internal static class InfoCommand
             o.WriteLine("namelist        none (give the kernel with -N for symbols)");
         }
 
-        o.WriteLine($"types           none: {image.TypeInformationError}");
+        o.WriteLine(image.Types is { } t ? $"types           CTF, {t.Count} types, from {t.Source}" : $"types           none: {image.TypeInformationError}");
     }
 }

@@ -138,6 +138,28 @@ public sealed class FreeBsdAmd64Kernel
     /// <summary>A full dump: every <c>dump_avail</c> chunk.</summary>
     public byte[] FullDump() => FreeBsdFullDump.Amd64(Memory, DumpAvail);
 
+    /// <summary>Where <see cref="AddProcesses"/> puts the process structures: inside the kernel image's 2 MiB pages.</summary>
+    public const ulong ProcessArea = KernBase + 0x500000;
+
+    /// <summary>
+    /// Writes <c>allproc</c> with four processes — proc0 (kernel, pid 0, two threads), init (1), a shell (42) and a
+    /// zombie (43) — and returns the table; the kernel's ELF then carries the CTF describing them.
+    /// </summary>
+    public FreeBsdProcessTable AddProcesses()
+    {
+        var table = new FreeBsdProcessTable(Memory, ProcessArea, ProcessArea - KernBase);
+        table.AddProcess(0, "kernel", -1, 0, 0, 0, 0, 0, 0, 1, 0x204, 0, (100000, "swapper", 1), (100001, "softclock", 4));
+        table.AddProcess(1, "init", ["/sbin/init"], 0, 0, 0, 0, 0, 1, 1, 1, 0x4000, 0, (100002, "init", 1));
+        table.AddProcess(42, "sh", ["-sh", "-i"], 1, 1001, 1001, 20, 5, 42, 42, 1, 0x4002, -5, (100042, "sh", 4));
+        table.AddProcess(43, "sleep", 2, 1001, 0, 20, 0, 42, 42, 2, 0x4000, 0);
+        table.WriteAllproc(AllprocAddress - KernBase);
+        Ctf = FreeBsdProcessTable.Ctf();
+        return table;
+    }
+
+    /// <summary>The CTF the kernel's ELF carries as .SUNW_ctf, or null.</summary>
+    public byte[]? Ctf { get; set; }
+
     /// <summary>The kernel's ELF: FreeBSD-branded, with the symbols libkvm and the tests use.</summary>
     public byte[] KernelElf(bool brand = true)
     {
@@ -158,6 +180,11 @@ public sealed class FreeBsdAmd64Kernel
             .AddSymbol("ticks", TicksAddress, ElfExecutableBuilder.Data, type: ElfExecutableBuilder.SttObject)
             .AddSymbol("vm_page_array", KernBase + 0x380000, ElfExecutableBuilder.Bss, type: ElfExecutableBuilder.SttObject)
             .AddSymbol("static_helper", KernBase + KernelLoad + 0x40, ElfExecutableBuilder.Text, ElfExecutableBuilder.StbLocal);
+        if (Ctf is not null)
+        {
+            elf.ExtraSections.Add((".SUNW_ctf", Ctf));
+        }
+
         return elf.Build();
     }
 }
