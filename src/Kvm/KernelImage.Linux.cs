@@ -24,8 +24,10 @@ public sealed partial class KernelImage
 
     /// <summary>
     /// The kernel's type information (BTF): from <see cref="KernelImageOptions.Btf"/>, else the image's own
-    /// <c>.BTF</c> section in memory, else a vmlinux namelist's, else (live) <c>/sys/kernel/btf/vmlinux</c>. Null
-    /// when none was found; <see cref="TypeInformationError"/> then says why.
+    /// <c>.BTF</c> section in memory, else a vmlinux namelist's, else (live) <c>/sys/kernel/btf/vmlinux</c>. For a
+    /// FreeBSD image, the kernel's CTF (<c>.SUNW_ctf</c> of the kernel given as namelist, or
+    /// <see cref="KernelImageOptions.Btf"/>), converted. Null when none was found; <see cref="TypeInformationError"/>
+    /// then says why.
     /// </summary>
     public TypeCatalog? Types
     {
