@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Kvm.Linux;
 
 namespace Kvm;
@@ -23,11 +24,11 @@ public sealed partial class KernelImage
         return CpuTimeCounters().Read();
     }
 
-    private CpuTimeWalker CpuTimeCounters()
+    private CpuTimeWalker CpuTimeCounters([CallerMemberName] string? caller = null)
     {
         lock (_linuxLock)
         {
-            return _cpuTimeWalker ??= new CpuTimeWalker(Linux(), SystemState());
+            return _cpuTimeWalker ??= new CpuTimeWalker(Linux(caller), SystemState(caller));
         }
     }
 }

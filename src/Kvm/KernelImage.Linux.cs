@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Kvm.Images;
 using Kvm.Linux;
 using Kvm.Types;
@@ -23,8 +24,10 @@ public sealed partial class KernelImage
 
     /// <summary>
     /// The kernel's type information (BTF): from <see cref="KernelImageOptions.Btf"/>, else the image's own
-    /// <c>.BTF</c> section in memory, else a vmlinux namelist's, else (live) <c>/sys/kernel/btf/vmlinux</c>. Null
-    /// when none was found; <see cref="TypeInformationError"/> then says why.
+    /// <c>.BTF</c> section in memory, else a vmlinux namelist's, else (live) <c>/sys/kernel/btf/vmlinux</c>. For a
+    /// FreeBSD image, the kernel's CTF (<c>.SUNW_ctf</c> of the kernel given as namelist, or
+    /// <see cref="KernelImageOptions.Btf"/>), converted. Null when none was found; <see cref="TypeInformationError"/>
+    /// then says why.
     /// </summary>
     public TypeCatalog? Types
     {
@@ -54,6 +57,11 @@ public sealed partial class KernelImage
     public ProcessList GetProcesses(ProcessQuery? query = null)
     {
         ThrowIfDisposed();
+        if (OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            return FreeBsdProcesses().List(query ?? ProcessQuery.Processes);
+        }
+
         return Processes().List(query ?? ProcessQuery.Processes);
     }
 
@@ -68,6 +76,11 @@ public sealed partial class KernelImage
     {
         ArgumentNullException.ThrowIfNull(process);
         ThrowIfDisposed();
+        if (OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            return FreeBsdProcesses().ReadArguments(process, maxBytes);
+        }
+
         return new UserMemoryReader(Linux()).ReadStrings(process, process.ArgStart, process.ArgEnd, maxBytes);
     }
 
@@ -76,6 +89,13 @@ public sealed partial class KernelImage
     {
         ArgumentNullException.ThrowIfNull(process);
         ThrowIfDisposed();
+        if (OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            // The kernel keeps a copy of the arguments only; the environment lives in user memory, which no FreeBSD
+            // dump holds (a minidump has the kernel's pages alone).
+            return new ProcessStrings([], false, "FreeBSD keeps no kernel copy of a process's environment, and a FreeBSD dump holds no user memory", null, false);
+        }
+
         return new UserMemoryReader(Linux()).ReadStrings(process, process.EnvStart, process.EnvEnd, maxBytes);
     }
 
@@ -225,48 +245,49 @@ public sealed partial class KernelImage
         return new KernelLogContents(log.Records, log.Layout, log.Warnings);
     }
 
-    private ProcessWalker Processes()
+    private ProcessWalker Processes([CallerMemberName] string? caller = null)
     {
         lock (_linuxLock)
         {
-            return _processes ??= new ProcessWalker(Linux());
+            return _processes ??= new ProcessWalker(Linux(caller));
         }
     }
 
-    private SystemWalker SystemState()
+    private SystemWalker SystemState([CallerMemberName] string? caller = null)
     {
         lock (_linuxLock)
         {
-            return _systemWalker ??= new SystemWalker(Linux());
+            return _systemWalker ??= new SystemWalker(Linux(caller));
         }
     }
 
-    private SwapWalker SwapAreas()
+    private SwapWalker SwapAreas([CallerMemberName] string? caller = null)
     {
         lock (_linuxLock)
         {
-            return _swapWalker ??= new SwapWalker(Linux(), Paths());
+            return _swapWalker ??= new SwapWalker(Linux(caller), Paths(caller));
         }
     }
 
-    private FileWalker FileWalkerInstance()
+    private FileWalker FileWalkerInstance([CallerMemberName] string? caller = null)
     {
         lock (_linuxLock)
         {
-            return _fileWalker ??= new FileWalker(Linux(), Paths());
+            return _fileWalker ??= new FileWalker(Linux(caller), Paths(caller));
         }
     }
 
-    private PathResolver Paths()
+    private PathResolver Paths([CallerMemberName] string? caller = null)
     {
         lock (_linuxLock)
         {
-            return _paths ??= new PathResolver(Linux());
+            return _paths ??= new PathResolver(Linux(caller));
         }
     }
 
-    private LinuxKernel Linux()
+    private LinuxKernel Linux([CallerMemberName] string? caller = null)
     {
+        ThrowIfFreeBsd(caller ?? "this walker");
         lock (_linuxLock)
         {
             if (_linux is null)
@@ -358,6 +379,11 @@ public sealed partial class KernelImage
     private TypeCatalog? LoadTypes(out string? error)
     {
         error = null;
+        if (OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            return LoadFreeBsdTypes(out error);
+        }
+
         if (_options.Btf is { } path)
         {
             return TypeCatalog.Load(path, _options.Limits);

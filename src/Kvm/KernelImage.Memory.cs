@@ -132,11 +132,11 @@ public sealed partial class KernelImage
         return _memory.TryTranslate(address, out physicalAddress, out _);
     }
 
-    /// <summary>Reads the kernel's <c>init_uts_ns.name</c>.</summary>
+    /// <summary>Reads the kernel's <c>init_uts_ns.name</c> (Linux; false for FreeBSD, whose kernel has no such structure).</summary>
     public bool TryReadUtsname([NotNullWhen(true)] out Utsname? utsname)
     {
         utsname = null;
-        if (!TryGetSymbol("init_uts_ns", out var ns))
+        if (OperatingSystem != KernelOperatingSystem.Linux || !TryGetSymbol("init_uts_ns", out var ns))
         {
             return false;
         }
@@ -166,8 +166,11 @@ public sealed partial class KernelImage
         return false;
     }
 
-    /// <summary>Reads <c>linux_banner</c>, the text /proc/version prints.</summary>
-    public string ReadBanner() => ReadCString(GetSymbol("linux_banner").Address, 1024);
+    /// <summary>
+    /// Reads <c>linux_banner</c>, the text /proc/version prints; for FreeBSD the kernel's <c>version</c> string, as
+    /// <c>uname -v</c> and the boot messages print it.
+    /// </summary>
+    public string ReadBanner() => ReadCString(GetSymbol(OperatingSystem == KernelOperatingSystem.FreeBsd ? "version" : "linux_banner").Address, 1024);
 
     private void ThrowIfNotWritable()
     {

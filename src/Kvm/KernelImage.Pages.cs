@@ -34,10 +34,23 @@ public sealed partial class KernelImage
     /// snapshot: the kernel changes its tables and frees pages while the walk runs, so the result is only as
     /// consistent as the moment allows. Throws <see cref="KvmException"/> when the direct map's base is unknown.
     /// </para>
+    /// <para>
+    /// FreeBSD images are walked as FreeBSD's libkvm walks minidumps: from the minidump's page map (amd64 PDEs and
+    /// page-table pages, arm64 L3 descriptors, i386 PTEs; large pages once), then every page the dump holds that no
+    /// mapping reached, with its direct-map address (<c>dmapbase</c> + pa) where the direct map covers it. An amd64
+    /// full dump is walked from the kernel's page tables over [<c>VM_MIN_KERNEL_ADDRESS</c>, 2^64), 1 GiB pages as
+    /// 512 2 MiB records as a minidump holds them, so both kinds of dump of one kernel list the same kernel map.
+    /// The differences from libkvm are listed in docs/libkvm-c.md.
+    /// </para>
     /// </remarks>
     public IEnumerable<KernelPage> EnumeratePages()
     {
         ThrowIfDisposed();
+        if (OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            return WhileOpen(EnumerateFreeBsdPages());
+        }
+
         if (Layout.PagingMode == PagingMode.Arm64)
         {
             throw new KvmException(KvmErrorCode.NotSupported, $"{_image.Files[0]}: the kernel page walk (kvm_walk_pages) is implemented for x86-64 only; aarch64 images translate and read, but their pages are not enumerated");

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Kvm.Images;
+using Kvm.Images.FreeBsd;
 using Kvm.Memory;
 using Kvm.Symbols;
 
@@ -87,9 +88,14 @@ public sealed partial class KernelImage : IDisposable
 
     private static KernelImage Create(DumpImage image, KernelImageOptions options, bool live)
     {
-        CheckArchitecture(image);
         var namelistPaths = options.Namelists.Count > 0 ? options.Namelists : live ? [LiveKallsyms] : [];
         var namelists = namelistPaths.Select(p => NamelistLoader.Load(p, options.Limits)).ToList();
+        if (!live && DetectFreeBsd(image, namelists) is { } freeBsd)
+        {
+            return CreateFreeBsd(image, freeBsd, namelists, options);
+        }
+
+        CheckArchitecture(image);
 
         var vmcoreInfo = image.VmcoreInfo ?? (live ? ReadLiveVmcoreInfo(image, options.Limits) : null);
         var hints = Hints(namelists);
@@ -250,11 +256,12 @@ public sealed partial class KernelImage : IDisposable
     public bool IsWritable => _image.CanWrite;
 
     /// <summary>
-    /// The kernel architecture, as the kernel names it: <c>i386</c> for any 32-bit x86 kernel (a kdump header's
-    /// <c>i686</c> included); else the kdump header's machine, else what the layout found (QEMU writes "Unknown" in an
-    /// arm64 kdump header's utsname).
+    /// The kernel architecture, as the kernel names it: FreeBSD <c>amd64</c>, <c>arm64</c>, <c>i386</c>; Linux <c>i386</c>
+    /// for any 32-bit x86 kernel (a kdump header's <c>i686</c> included), else the kdump header's machine, else what the
+    /// layout found (QEMU writes "Unknown" in an arm64 kdump header's utsname).
     /// </summary>
-    public string Architecture => Layout.PointerSize == 4 ? "i386" : _image.MachineName is { } m && m != "Unknown" ? m : Layout.Architecture;
+    public string Architecture => FreeBsdInfo is { } info ? MinidumpHeader.NameOf(info.Architecture)
+        : Layout.PointerSize == 4 ? "i386" : _image.MachineName is { } m && m != "Unknown" ? m : Layout.Architecture;
 
     /// <summary>The size of the kernel's pointers and <c>unsigned long</c> in bytes: 8 on x86-64 and aarch64, 4 on i386.</summary>
     public int PointerSize => Layout.PointerSize;
@@ -292,8 +299,11 @@ public sealed partial class KernelImage : IDisposable
     /// <summary>Counters of every cache the image keeps.</summary>
     public IReadOnlyList<CacheStatistics> CacheStatistics => _memory.CacheStatistics;
 
-    /// <summary>The kernel release: VMCOREINFO's OSRELEASE, else read from <c>init_uts_ns</c>.</summary>
-    public string? Release => VmcoreInfo?.OsRelease ?? (TryReadUtsname(out var u) ? u.Release : null);
+    /// <summary>
+    /// The kernel release: VMCOREINFO's OSRELEASE, else read from <c>init_uts_ns</c>; for FreeBSD the kernel's
+    /// <c>osrelease</c> (e.g. <c>14.0-RELEASE</c>), else the dump device header's version string.
+    /// </summary>
+    public string? Release => OperatingSystem == KernelOperatingSystem.FreeBsd ? FreeBsdRelease() : VmcoreInfo?.OsRelease ?? (TryReadUtsname(out var u) ? u.Release : null);
 
     /// <summary>Drops cached pages, page tables and translations (for the live kernel, or after a write elsewhere).</summary>
     public void FlushCaches()

@@ -23,8 +23,9 @@ public sealed class KernelImageOptions
 
     /// <summary>
     /// A BTF file (raw BTF such as <c>/sys/kernel/btf/vmlinux</c>, or a vmlinux with a <c>.BTF</c> section) giving
-    /// the kernel's structure layouts. Null: the image's own BTF (between <c>__start_BTF</c> and <c>__stop_BTF</c>),
-    /// a vmlinux namelist's, or the live kernel's.
+    /// the kernel's structure layouts; for FreeBSD, a CTF file or a kernel with <c>.SUNW_ctf</c>. Null: the image's own
+    /// BTF (between <c>__start_BTF</c> and <c>__stop_BTF</c>), a vmlinux namelist's, or the live kernel's; for FreeBSD
+    /// the CTF of the kernel given as namelist.
     /// </summary>
     public string? Btf { get; init; }
 

@@ -67,4 +67,21 @@ public sealed class KvmLimits
     /// the read when a corrupt length byte walks off the table (a real 150k-symbol kernel needs about 2 MiB).
     /// </summary>
     public int MaxKallsymsNamesBytes { get; init; } = 64 << 20;
+
+    /// <summary>
+    /// Largest page-map area of a FreeBSD minidump held in memory, in bytes (<c>pmapsize</c>, or <c>ptesize</c> on
+    /// i386). amd64 keeps one 4 KiB page of entries per GiB of kernel address space, arm64 and i386 one entry per
+    /// page: 256 MiB covers 128 GiB of arm64 kernel map.
+    /// </summary>
+    public int MaxMinidumpPageMapBytes { get; init; } = 256 << 20;
+
+    /// <summary>Most physical ranges accepted in a minidump's <c>dump_avail</c> list (the kernel's array fits in one page).</summary>
+    public int MaxDumpAvailRanges { get; init; } = 1 << 16;
+
+    /// <summary>
+    /// Largest decompressed size of a gzip- or zstd-compressed dump (<c>vmcore.N.gz</c>, <c>vmcore.N.zst</c>, or a
+    /// compressed dump on a dump device), written to a temporary file when the image is opened; a stream that
+    /// inflates past it is refused, so a hostile file cannot fill the disk. Pages of zeros are left as holes.
+    /// </summary>
+    public long MaxDecompressedBytes { get; init; } = 1L << 40;
 }

@@ -12,6 +12,9 @@ public sealed class ElfCoreBuilder
 
     public ushort Type { get; set; } = 4;
 
+    /// <summary>e_ident[EI_OSABI]: 0 (System V) as Linux writes it; FreeBSD's full dumps carry 255 (ELFOSABI_STANDALONE).</summary>
+    public byte OsAbi { get; set; }
+
     /// <summary>Write e_phnum = PN_XNUM and the real count in section header 0's sh_info.</summary>
     public bool UsePnXnum { get; set; }
 
@@ -154,7 +157,7 @@ public sealed class ElfCoreBuilder
         long dataOff = phOff + ((long)phnum * phEntSize) + (UsePnXnum ? shEntSize : 0);
         var ms = new MemoryStream();
         var w = new BinaryWriter(ms);
-        w.Write(new byte[] { 0x7f, (byte)'E', (byte)'L', (byte)'F', 2, 1, 1, 0 });
+        w.Write(new byte[] { 0x7f, (byte)'E', (byte)'L', (byte)'F', 2, 1, 1, OsAbi });
         w.Write(new byte[8]);
         w.Write(Type);
         w.Write(Machine);

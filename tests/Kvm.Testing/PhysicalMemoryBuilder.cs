@@ -37,6 +37,19 @@ public sealed class PhysicalMemoryBuilder
         return pa;
     }
 
+    /// <summary>Returns the address of <paramref name="count"/> fresh zeroed contiguous pages aligned to <paramref name="alignment"/>.</summary>
+    public ulong AllocatePages(int count, ulong alignment = 4096)
+    {
+        _next = (_next + alignment - 1) & ~(alignment - 1);
+        ulong pa = _next;
+        for (int i = 0; i < count; i++)
+        {
+            AllocatePage();
+        }
+
+        return pa;
+    }
+
     public byte[] Page(ulong pa)
     {
         ulong key = pa & ~0xfffUL;
@@ -63,6 +76,12 @@ public sealed class PhysicalMemoryBuilder
     }
 
     public void WriteUInt64(ulong pa, ulong value) => Write(pa, BitConverter.GetBytes(value));
+
+    public void WriteUInt32(ulong pa, uint value) => Write(pa, BitConverter.GetBytes(value));
+
+    public ulong ReadUInt64(ulong pa) => BitConverter.ToUInt64(Read(pa, 8));
+
+    public uint ReadUInt32(ulong pa) => BitConverter.ToUInt32(Read(pa, 4));
 
     public byte[] Read(ulong pa, int length)
     {

@@ -22,6 +22,7 @@ internal static class InfoCommand
             JsonOutput.Write(ctx.Out, w =>
             {
                 w.WriteStartObject();
+                w.WriteString("os", OsName(image.OperatingSystem));
                 w.WriteString("format", FormatName(image.Format));
                 w.WriteString("description", image.FormatDescription);
                 w.WriteString("compression", compression);
@@ -37,9 +38,9 @@ internal static class InfoCommand
                 w.WriteString("release", image.Release);
                 w.WriteNumber("pageSize", image.PageSize);
                 w.WriteNumber("pagingLevels", layout.PagingLevels);
-                w.WriteString("os", "Linux");
-                w.WriteString("paging", layout.PagingDescription);
-                if (layout.PagingMode == PagingMode.Arm64)
+                w.WriteString("paging", image.OperatingSystem == KernelOperatingSystem.FreeBsd ? PagingName(layout.PagingMode, image.PageSize) : layout.PagingDescription);
+                w.WriteString("pagingMode", PagingName(layout.PagingMode, image.PageSize));
+                if (layout.PagingMode == PagingMode.Arm64 && image.OperatingSystem == KernelOperatingSystem.Linux)
                 {
                     w.WriteString("kimageVoffset", JsonOutput.Hex(layout.KimageVoffset));
                 }
@@ -112,6 +113,7 @@ internal static class InfoCommand
         }
 
         var o = ctx.Out;
+        o.WriteLine($"os              {OsName(image.OperatingSystem)}");
         o.WriteLine($"format          {FormatName(image.Format)} ({image.FormatDescription}){(image.IsFlattened ? ", flattened" : string.Empty)}");
         o.WriteLine($"files           {string.Join(' ', image.Files)}");
         o.WriteLine($"compression     {compression}");
@@ -119,6 +121,12 @@ internal static class InfoCommand
         o.WriteLine($"arch            {image.Architecture}");
         o.WriteLine($"release         {image.Release ?? "(unknown)"}");
         o.WriteLine($"page size       {image.PageSize}");
+        if (image.OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            WriteFreeBsd(o, image, layout);
+            return 0;
+        }
+
         o.WriteLine($"paging          {layout.PagingDescription}");
         o.WriteLine($"kaslr offset    {AddressExpression.SignedHex(layout.KaslrOffset)}{(layout.KaslrOffsetKnown ? string.Empty : " (assumed: no namelist or VMCOREINFO to measure it)")}");
         if (layout.PagingMode == PagingMode.Arm64)
@@ -163,6 +171,47 @@ internal static class InfoCommand
         DumpFormat.Kcore => "kcore",
         DumpFormat.Kdump => "kdump",
         DumpFormat.Lime => "lime",
+        DumpFormat.Minidump => "minidump",
         _ => "raw",
     };
+
+    public static string OsName(KernelOperatingSystem os) => os == KernelOperatingSystem.FreeBsd ? "FreeBSD" : "Linux";
+
+    /// <summary>The paging mode in words: what the kernel translated with.</summary>
+    public static string PagingName(PagingMode mode, int pageSize) => mode switch
+    {
+        PagingMode.X64FourLevel => "x86-64 4-level",
+        PagingMode.X64FiveLevel => "x86-64 5-level (LA57)",
+        PagingMode.X86Pae => "i386 PAE (3-level)",
+        PagingMode.X86TwoLevel => "i386 non-PAE (2-level)",
+        PagingMode.Arm64 => $"arm64, {pageSize / 1024} KiB pages",
+        _ => "unknown",
+    };
+
+    /// <summary>The FreeBSD lines: how addresses translate, and the kernel's symbols; no Linux layout.</summary>
+    private static void WriteFreeBsd(TextWriter o, KernelImage image, KernelLayout layout)
+    {
+        bool minidump = image.Format == DumpFormat.Minidump;
+        o.WriteLine($"paging          {PagingName(layout.PagingMode, image.PageSize)}, {(minidump ? "through the minidump's page map" : $"from {layout.Method} at {JsonOutput.Hex(layout.PageTableRoot)}")}");
+        o.WriteLine($"kerndisp        {AddressExpression.SignedHex(layout.KaslrOffset)} (FreeBSD kernels run at their link address)");
+        o.WriteLine($"direct map      {(layout.PageOffsetBase is { } p ? JsonOutput.Hex(p) : "none")}");
+        o.WriteLine($"pages left out  {image.ExcludedPages}");
+        o.WriteLine("physical memory");
+        foreach (var r in image.PhysicalRanges)
+        {
+            o.WriteLine($"  {r.Start:x16}-{r.End:x16}  {r.Length >> 10} KiB");
+        }
+
+        foreach (var n in image.Namelists)
+        {
+            o.WriteLine($"namelist        {n.Source} ({n.Kind}, {n.SymbolCount} symbols)");
+        }
+
+        if (image.Namelists.Count == 0)
+        {
+            o.WriteLine("namelist        none (give the kernel with -N for symbols)");
+        }
+
+        o.WriteLine(image.Types is { } t ? $"types           CTF, {t.Count} types, from {t.Source}" : $"types           none: {image.TypeInformationError}");
+    }
 }

@@ -110,6 +110,7 @@ internal static class PagesCommand
     {
         1UL << 30 => "1G",
         1UL << 21 => "2M",
+        1UL << 14 => "16K",
         4096 => "4K",
         _ => size.ToString(CultureInfo.InvariantCulture),
     };

@@ -53,7 +53,9 @@ internal static class VtopCommand
             ctx.Out.WriteLine($"virtual  {va:x16}");
             foreach (var s in walk.Steps)
             {
-                ctx.Out.WriteLine($"  {s.Level,-4} table {s.TableAddress:x12} [{s.Index,3}] @ {s.EntryAddress:x12} = {s.Entry:x16}{(s.IsLeaf ? "  (leaf)" : string.Empty)}");
+                ctx.Out.WriteLine(s.Level == "pmap"
+                    ? $"  pmap entry [{s.Index}] of the minidump = {s.Entry:x16}{(s.IsLeaf ? "  (leaf)" : string.Empty)}"
+                    : $"  {s.Level,-4} table {s.TableAddress:x12} [{s.Index,3}] @ {s.EntryAddress:x12} = {s.Entry:x16}{(s.IsLeaf ? "  (leaf)" : string.Empty)}");
             }
 
             if (walk.PhysicalAddress is { } pa)

@@ -52,9 +52,13 @@ internal static unsafe class KvmOpen
     [UnmanagedCallersOnly(EntryPoint = "kvm_geterr")]
     public static nint GetError(nint kd) => HandleTable.TryGet(kd, out var kvm) ? kvm.Handle : NativeText.EmptyString;
 
-    /// <summary><c>kvm_native(kd)</c>: 1 when the image's architecture is the host's, else 0.</summary>
+    /// <summary>
+    /// <c>kvm_native(kd)</c>: 1 when the image is of the host's kind — a Linux kernel of the host's architecture (or
+    /// the live kernel) — else 0. FreeBSD images are never native on a Linux host: their symbols come from the
+    /// kernel's own ELF, which Kvm reads, so unlike FreeBSD's libkvm they need no resolver.
+    /// </summary>
     [UnmanagedCallersOnly(EntryPoint = "kvm_native")]
-    public static int Native(nint kd) => ExportGuard.Run(kd, 0, k => k.Image.IsLive || IsHostArchitecture(k.Image.Architecture) ? 1 : 0);
+    public static int Native(nint kd) => ExportGuard.Run(kd, 0, k => k.Image.IsLive || (k.Image.OperatingSystem == KernelOperatingSystem.Linux && IsHostArchitecture(k.Image.Architecture)) ? 1 : 0);
 
     /// <summary>
     /// <c>kvm_kerndisp(kd)</c>: how far the kernel was moved from its link address (the KASLR displacement), as

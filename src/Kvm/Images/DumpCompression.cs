@@ -18,4 +18,10 @@ public enum DumpCompression
 
     /// <summary>Zstandard frames.</summary>
     Zstd = 0x20,
+
+    /// <summary>
+    /// One gzip stream over the whole dump (FreeBSD's <c>savecore -z</c>, or <c>dumpon -z</c>): decompressed once
+    /// into a temporary file when the image is opened.
+    /// </summary>
+    Gzip = 0x40,
 }

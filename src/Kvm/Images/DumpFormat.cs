@@ -17,4 +17,10 @@ public enum DumpFormat
 
     /// <summary>A raw physical memory image: file offset equals physical address.</summary>
     Raw,
+
+    /// <summary>
+    /// A FreeBSD minidump (<c>debug.minidump=1</c>, the default): the kernel's page-table entries for the kernel map,
+    /// a bitmap of the physical pages dumped, and those pages (sys/*/*/minidump_machdep.c).
+    /// </summary>
+    Minidump,
 }

@@ -1,3 +1,5 @@
+using Kvm.Images.FreeBsd;
+
 namespace Kvm.Images;
 
 /// <summary>
@@ -45,7 +47,13 @@ internal abstract class DumpImage : IDisposable
     /// <summary>Kernel virtual ranges the container maps directly (kexec vmcores, /proc/kcore), if any.</summary>
     public virtual IReadOnlyList<VirtualSegment> VirtualSegments => [];
 
-    /// <summary>How many pages inside <see cref="PhysicalRanges"/> the dump left out.</summary>
+    /// <summary>
+    /// What makes the image a FreeBSD dump (architecture, minidump, dump-device header), or null for every other
+    /// image: Linux dumps, and ELF cores that carry notes or are not marked as FreeBSD's.
+    /// </summary>
+    public virtual FreeBsdDumpInfo? FreeBsd => null;
+
+    /// <summary>How many pages inside <see cref="PhysicalRanges"/> the dump left out (in the dump's page size).</summary>
     public virtual long ExcludedPages => 0;
 
     /// <summary>The kdump dump level (makedumpfile -d), or null.</summary>

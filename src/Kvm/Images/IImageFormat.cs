@@ -15,6 +15,12 @@ internal interface IImageFormat
     /// <summary>True when <paramref name="header"/> (up to 4096 bytes of the file's start) is this format.</summary>
     bool Probe(ReadOnlySpan<byte> header, long fileLength);
 
+    /// <summary>
+    /// True when <paramref name="tail"/> (up to 4096 bytes of the file's end) is this format: for containers
+    /// recognized by a trailer, such as a FreeBSD dump device. Asked only when no format recognized the start.
+    /// </summary>
+    bool ProbeTail(ReadOnlySpan<byte> tail, long fileLength) => false;
+
     /// <summary>Opens the image. <paramref name="files"/> has one element except for split kdump sets.</summary>
     DumpImage Open(IReadOnlyList<RandomAccessFile> files, ImageOpenOptions options);
 }

@@ -1,7 +1,6 @@
 using Kvm.Images;
 using Kvm.IO;
 using Kvm.Translation;
-using Kvm.Translation.Arm64;
 
 namespace Kvm.Memory;
 
@@ -9,13 +8,16 @@ namespace Kvm.Memory;
 /// Layer 2½: kernel virtual and physical reads and writes over an image. Virtual addresses are translated through
 /// the kernel's page tables (with a bounded TLB); where no page-table root is known, an image's own virtual
 /// segments (/proc/kcore, kexec vmcores) serve instead. Reads return what was read before the first fault and
-/// describe the fault, so callers can choose libkvm's partial-read semantics or an exception.
+/// describe the fault, so callers can choose libkvm's partial-read semantics or an exception. A translator of its
+/// own (<see cref="IKernelTranslator"/>: a FreeBSD minidump's page map, 32-bit x86 paging) replaces the x86-64 walk;
+/// it knows only the kernel's address space.
 /// </summary>
 internal sealed class KernelMemory
 {
     private const ulong PageMask = ~0xfffUL;
     private readonly DumpImage _image;
     private readonly IPageTable? _pageTable;
+    private readonly IKernelTranslator? _translator;
     private readonly LruCache<(ulong Root, ulong Page), ulong> _tlb;
 
     public KernelMemory(DumpImage image, KernelLayout? layout, CacheOptions cache, bool live)
@@ -30,11 +32,23 @@ internal sealed class KernelMemory
         }
     }
 
+    /// <summary>Kernel memory translated by <paramref name="translator"/> (a dump, never the live kernel).</summary>
+    public KernelMemory(DumpImage image, KernelLayout layout, IKernelTranslator translator, CacheOptions cache)
+    {
+        _image = image;
+        Layout = layout;
+        _translator = translator;
+        _tlb = new LruCache<(ulong Root, ulong Page), ulong>("tlb", cache.Translations);
+    }
+
     public DumpImage Image => _image;
 
     public KernelLayout? Layout { get; }
 
     public IPageTable? PageTable => _pageTable;
+
+    /// <summary>The translator of its own, or null when the x86-64 walk (or an image's segments) translates.</summary>
+    public IKernelTranslator? Translator => _translator;
 
     public IReadOnlyList<CacheStatistics> CacheStatistics
     {
@@ -46,6 +60,11 @@ internal sealed class KernelMemory
                 list.Add(_pageTable.Statistics);
             }
 
+            if (_translator is not null)
+            {
+                list.AddRange(_translator.CacheStatistics);
+            }
+
             return list;
         }
     }
@@ -54,12 +73,20 @@ internal sealed class KernelMemory
     {
         _tlb.Clear();
         _pageTable?.FlushCache();
+        _translator?.FlushCache();
         _image.FlushCaches();
     }
 
     /// <summary>Describes how <paramref name="virtualAddress"/> translates, level by level.</summary>
     public TranslationWalk Describe(ulong virtualAddress, ulong? root = null)
     {
+        if (_translator is not null)
+        {
+            return root is null
+                ? _translator.Describe(virtualAddress)
+                : new TranslationWalk(virtualAddress, "none", [], null, 0, new TranslationFault(virtualAddress, TranslationFaultKind.NotDumped, null, 0, 0, 0));
+        }
+
         if (_pageTable is not null && Layout is not null)
         {
             return _pageTable.Describe(root ?? Layout.PageTableRoot, virtualAddress);
@@ -76,6 +103,11 @@ internal sealed class KernelMemory
     /// <summary>Translates a kernel (or, with <paramref name="root"/>, a user) virtual address.</summary>
     public bool TryTranslate(ulong virtualAddress, out ulong physicalAddress, out TranslationFault? fault, ulong? root = null)
     {
+        if (_translator is not null)
+        {
+            return TryTranslateOwn(_translator, virtualAddress, out physicalAddress, out fault, root);
+        }
+
         if (_pageTable is null || Layout is null)
         {
             if (root is null && TryFindSegment(virtualAddress, out var seg) && seg.PhysicalAddress is { } segPa)
@@ -202,10 +234,39 @@ internal sealed class KernelMemory
         // Page tables may have been written: drop cached tables and translations.
         _tlb.Clear();
         _pageTable?.FlushCache();
+        _translator?.FlushCache();
         fault = n < data.Length
             ? new MemoryFaultException(pa + (ulong)n, AddressSpace.Physical, MemoryFaultReason.NotInImage, $"cannot write physical address 0x{pa + (ulong)n:x}: not stored in the image file")
             : null;
         return n;
+    }
+
+    private bool TryTranslateOwn(IKernelTranslator translator, ulong virtualAddress, out ulong physicalAddress, out TranslationFault? fault, ulong? root)
+    {
+        if (root is not null)
+        {
+            // User address spaces are not part of what such a translator knows.
+            physicalAddress = 0;
+            fault = new TranslationFault(virtualAddress, TranslationFaultKind.NotDumped, null, 0, 0, 0);
+            return false;
+        }
+
+        ulong page = virtualAddress & PageMask;
+        var key = (0UL, page);
+        if (_tlb.TryGet(key, out ulong paPage))
+        {
+            physicalAddress = paPage | (virtualAddress & 0xfff);
+            fault = null;
+            return true;
+        }
+
+        if (translator.TryTranslate(virtualAddress, out physicalAddress, out _, out fault))
+        {
+            _tlb.Add(key, physicalAddress & PageMask);
+            return true;
+        }
+
+        return false;
     }
 
     private static MemoryFaultException PhysicalFault(ulong pa, PhysicalReadStatus status, ulong? va, AddressSpace space)

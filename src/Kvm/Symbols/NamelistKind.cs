@@ -17,4 +17,10 @@ public enum NamelistKind
 
     /// <summary>kallsyms decoded from the kernel image's memory: runtime addresses.</summary>
     KernelMemory,
+
+    /// <summary>
+    /// A FreeBSD kernel (<c>/boot/kernel/kernel</c>, or <c>kernel.debug</c>) with its ELF .symtab: the addresses the
+    /// kernel runs at, as FreeBSD kernels on amd64, arm64 and i386 are not relocated.
+    /// </summary>
+    FreeBsdKernel,
 }

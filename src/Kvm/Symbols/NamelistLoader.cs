@@ -6,7 +6,7 @@ using Kvm.IO;
 namespace Kvm.Symbols;
 
 /// <summary>
-/// Loads a namelist file, detected by content: an ELF vmlinux (its .symtab), or a text listing in the
+/// Loads a namelist file, detected by content: an ELF kernel (a Linux vmlinux or a FreeBSD kernel; its .symtab), or a text listing in the
 /// <c>&lt;hex address&gt; &lt;type&gt; &lt;name&gt;[\t[module]]</c> format shared by System.map and /proc/kallsyms
 /// (formats.md §6.6).
 /// </summary>
@@ -211,7 +211,11 @@ internal static class NamelistLoader
             symbols.Add(new KernelSymbol(name, value, letter, file.Path));
         }
 
-        return new SymbolTable(file.Path, NamelistKind.Vmlinux, symbols);
+        // FreeBSD brands its kernel ELFOSABI_FREEBSD (ld -m elf_*_fbsd); a kernel.debug or an unbranded build still
+        // has kernbase and allproc, which no Linux kernel defines.
+        bool freeBsd = header.OsAbi == ElfHeader.OsAbiFreeBsd
+            || (symbols.Any(s => s.Name == "kernbase") && symbols.Any(s => s.Name == "allproc"));
+        return new SymbolTable(file.Path, freeBsd ? NamelistKind.FreeBsdKernel : NamelistKind.Vmlinux, symbols) { Machine = header.Machine };
     }
 
     /// <summary>nm's letter from the symbol's section: text, data, bss, read-only data, or absolute.</summary>

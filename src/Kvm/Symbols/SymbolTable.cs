@@ -32,6 +32,9 @@ internal sealed class SymbolTable
 
     public NamelistKind Kind { get; }
 
+    /// <summary>The ELF machine (EM_*) of an ELF namelist, 0 for text listings.</summary>
+    public ushort Machine { get; init; }
+
     public int Count => _byAddress.Length;
 
     /// <summary>Added to text-map addresses on look-up: the KASLR offset for link-time namelists, 0 for runtime ones.</summary>

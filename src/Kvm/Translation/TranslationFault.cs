@@ -17,6 +17,12 @@ public enum TranslationFaultKind
 
     /// <summary>The entry is a swap entry: the page lives in a swap area (user pages only).</summary>
     SwapEntry,
+
+    /// <summary>
+    /// The dump does not describe the address: a FreeBSD minidump holds the kernel map and the direct map only, so
+    /// user addresses and the gaps of the kernel half have no translation in it.
+    /// </summary>
+    NotDumped,
 }
 
 /// <summary>
@@ -25,7 +31,7 @@ public enum TranslationFaultKind
 /// </summary>
 /// <param name="VirtualAddress">The address being translated.</param>
 /// <param name="Kind">Why the walk stopped.</param>
-/// <param name="Level">The kernel name of the table level (<c>pgd</c>, <c>p4d</c>, <c>pud</c>, <c>pmd</c>, <c>pte</c>), or null.</param>
+/// <param name="Level">The kernel name of the table level (<c>pgd</c>, <c>p4d</c>, <c>pud</c>, <c>pmd</c>, <c>pte</c>; a minidump's <c>pmap</c> copy), or null.</param>
 /// <param name="Index">The entry index within that table.</param>
 /// <param name="TableAddress">The physical address of the table.</param>
 /// <param name="Entry">The raw entry value.</param>
@@ -44,6 +50,7 @@ public sealed record TranslationFault(
         TranslationFaultKind.NonCanonical => $"cannot translate 0x{VirtualAddress:x}: non-canonical address",
         TranslationFaultKind.TableUnreadable => $"cannot translate 0x{VirtualAddress:x}: {Level} table at physical 0x{TableAddress:x} is not in the image",
         TranslationFaultKind.SwapEntry => $"cannot translate 0x{VirtualAddress:x}: {Level}[{Index}] = 0x{Entry:x} is a swap entry",
+        TranslationFaultKind.NotDumped => $"cannot translate 0x{VirtualAddress:x}: virtual address not minidumped (neither in the kernel map nor in the direct map)",
         _ => $"cannot translate 0x{VirtualAddress:x}: no translation method covers this address",
     };
 

@@ -4,7 +4,10 @@ using Kvm.IO;
 
 namespace Kvm.Types;
 
-/// <summary>Reads the bytes of a BTF blob from a raw BTF file or from the <c>.BTF</c> section of an ELF file.</summary>
+/// <summary>
+/// Reads the bytes of a BTF blob from a raw BTF file or from the <c>.BTF</c> section of an ELF file; or, for FreeBSD,
+/// CTF from a raw CTF file or the <c>.SUNW_ctf</c> section of a kernel, converted to BTF (<see cref="CtfConverter"/>).
+/// </summary>
 internal static class BtfFileReader
 {
     public static (byte[] Data, string Source) Read(string path, KvmLimits limits)
@@ -14,10 +17,12 @@ internal static class BtfFileReader
         int n = file.Read(0, head);
         if (ElfHeader.HasMagic(head.AsSpan(0, n)))
         {
-            return (ReadElfSection(file, head.AsSpan(0, n), limits), $"{path}: .BTF");
+            var (name, data) = ReadElfSection(file, head.AsSpan(0, n), limits);
+            return name == ".BTF" ? (data, $"{path}: .BTF") : (CtfConverter.ToBtf(data, $"{path}: {name}", limits), $"{path}: {name} (CTF v{data[2]})");
         }
 
-        return (ReadWhole(file, limits), path);
+        var whole = ReadWhole(file, limits);
+        return CtfConverter.HasMagic(whole) ? (CtfConverter.ToBtf(whole, path, limits), $"{path} (CTF v{whole[2]})") : (whole, path);
     }
 
     /// <summary>Reads to end of file, bounded by the BTF size cap rather than by the reported length (sysfs may not report it).</summary>
@@ -46,7 +51,8 @@ internal static class BtfFileReader
         return buffer.ToArray();
     }
 
-    private static byte[] ReadElfSection(RandomAccessFile file, ReadOnlySpan<byte> head, KvmLimits limits)
+    /// <summary>The <c>.BTF</c> section, else FreeBSD's <c>.SUNW_ctf</c>, with its name.</summary>
+    private static (string Name, byte[] Data) ReadElfSection(RandomAccessFile file, ReadOnlySpan<byte> head, KvmLimits limits)
     {
         var header = ElfHeader.Parse(head, file.Path);
         var sections = ElfSectionHeader.ReadAll(file, header, 1 << 16);
@@ -56,15 +62,18 @@ internal static class BtfFileReader
         }
 
         var names = ReadSection(file, sections[header.SectionNameIndex], "section name table", limits.MaxBtfBytes);
-        foreach (var s in sections)
+        foreach (string wanted in (string[])[".BTF", ".SUNW_ctf"])
         {
-            if (s.NameOffset < names.Length && NameAt(names, (int)s.NameOffset) == ".BTF")
+            foreach (var s in sections)
             {
-                return ReadSection(file, s, ".BTF section", limits.MaxBtfBytes);
+                if (s.NameOffset < names.Length && NameAt(names, (int)s.NameOffset) == wanted)
+                {
+                    return (wanted, ReadSection(file, s, $"{wanted} section", limits.MaxBtfBytes));
+                }
             }
         }
 
-        throw new CorruptImageException($"{file.Path}: ELF file has no .BTF section");
+        throw new CorruptImageException($"{file.Path}: ELF file has no .BTF section (nor FreeBSD's .SUNW_ctf)");
     }
 
     private static string NameAt(byte[] table, int offset)

@@ -148,17 +148,33 @@ public sealed partial class TypeCatalog
 
     /// <summary>
     /// Loads BTF from a file: a raw blob such as <c>/sys/kernel/btf/vmlinux</c>, or an ELF file (vmlinux, a module) whose
-    /// <c>.BTF</c> section is parsed.
+    /// <c>.BTF</c> section is parsed. FreeBSD's CTF is read too — a raw CTF container, or the <c>.SUNW_ctf</c> section of a
+    /// kernel (<c>/boot/kernel/kernel</c>) — and converted to BTF on the way (<see cref="ParseCtf"/>).
     /// </summary>
     /// <param name="path">The file.</param>
     /// <param name="limits">Caps on the blob size and type count; <see cref="KvmLimits.Default"/> when null.</param>
-    /// <exception cref="CorruptImageException">The file or its BTF is malformed, or an ELF file has no <c>.BTF</c> section.</exception>
+    /// <exception cref="CorruptImageException">The file or its BTF is malformed, or an ELF file has neither <c>.BTF</c> nor <c>.SUNW_ctf</c>.</exception>
     public static TypeCatalog Load(string path, KvmLimits? limits = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         limits ??= KvmLimits.Default;
         var (data, source) = BtfFileReader.Read(path, limits);
         return Parse(data, source, limits);
+    }
+
+    /// <summary>
+    /// Parses a CTF container (FreeBSD's Compact C Type Format, version 2 or 3, compressed or not: sys/sys/ctf.h) as the
+    /// BTF it converts to: the same kinds, the same type ids, the same names.
+    /// </summary>
+    /// <param name="data">The container, starting at <c>ctf_header_t</c> (the <c>.SUNW_ctf</c> section's bytes).</param>
+    /// <param name="source">Names the container in error messages.</param>
+    /// <param name="limits">Caps on the size and type count; <see cref="KvmLimits.Default"/> when null.</param>
+    /// <exception cref="CorruptImageException">The container is malformed, truncated or exceeds a limit.</exception>
+    public static TypeCatalog ParseCtf(ReadOnlySpan<byte> data, string source, KvmLimits? limits = null)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        limits ??= KvmLimits.Default;
+        return Parse(CtfConverter.ToBtf(data, source, limits), $"{source} (CTF v{(data.Length > 2 ? data[2] : 0)})", limits);
     }
 
     /// <summary>Returns the type with the given id; id 0 is <c>void</c>.</summary>

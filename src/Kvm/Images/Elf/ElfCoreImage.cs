@@ -1,3 +1,4 @@
+using Kvm.Images.FreeBsd;
 using Kvm.IO;
 
 namespace Kvm.Images.Elf;
@@ -29,14 +30,24 @@ internal sealed class ElfCoreImage : FileBackedImage
         _isKcore = isKcore;
         _isQemu = notes.Any(n => n.Name == "QEMU");
         ProgramHeaderCount = programHeaders;
+
+        // FreeBSD's full dumps are ELF cores marked ELFOSABI_STANDALONE, without notes, one PT_LOAD per physical
+        // chunk with p_vaddr = p_paddr (sys/kern/kern_dump.c dumpsys_generic, cb_dumphdr).
+        if (header.OsAbi == ElfHeader.OsAbiStandalone && notes.Count == 0 && FreeBsdDumpInfo.FromElfMachine(header.Machine) is { } architecture)
+        {
+            FreeBsd = new FreeBsdDumpInfo(architecture, null, null);
+        }
     }
 
     public int ProgramHeaderCount { get; }
 
     public override DumpFormat Format => _isKcore ? DumpFormat.Kcore : DumpFormat.Elf;
 
+    public override FreeBsdDumpInfo? FreeBsd { get; }
+
     public override string Description => _isKcore ? "/proc/kcore (live kernel)"
         : _isQemu ? "ELF core (QEMU dump-guest-memory)"
+        : FreeBsd is not null ? $"FreeBSD full dump (ELF{(_header.Is64 ? "64" : "32")} core)"
         : "ELF vmcore";
 
     public override ushort ElfMachine => _header.Machine;

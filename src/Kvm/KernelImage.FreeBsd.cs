@@ -1,0 +1,173 @@
+using Kvm.FreeBsd;
+using Kvm.Images;
+using Kvm.Images.FreeBsd;
+using Kvm.Memory;
+using Kvm.Symbols;
+using Kvm.Types;
+
+namespace Kvm;
+
+/// <summary>FreeBSD dumps: how they open, and what of the façade they support.</summary>
+public sealed partial class KernelImage
+{
+    /// <summary>
+    /// The operating system whose kernel the image holds: <see cref="KernelOperatingSystem.FreeBsd"/> for FreeBSD
+    /// minidumps and full dumps (framed by a dump device or compressed, too) and for images opened with a FreeBSD
+    /// kernel as namelist; <see cref="KernelOperatingSystem.Linux"/> otherwise.
+    /// </summary>
+    /// <remarks>
+    /// A FreeBSD image supports memory (reads, translation, <see cref="EnumeratePages"/>), symbols from the kernel's
+    /// ELF symbol table, <see cref="Release"/> and <see cref="ReadBanner"/>. The walkers that read Linux structures
+    /// (processes, swap, files, the kernel log, CPUs, clocks, load) refuse it with a <see cref="KvmException"/>
+    /// (<see cref="KvmErrorCode.NotSupported"/>) that says so. Processes are listed from <c>allproc</c> when the kernel's
+    /// CTF is at hand (the kernel given as namelist carries it): <see cref="GetProcesses"/>.
+    /// </remarks>
+    public KernelOperatingSystem OperatingSystem { get; private init; }
+
+    private FreeBsdDumpInfo? FreeBsdInfo { get; init; }
+
+    private FreeBsdProcessWalker? _freeBsdProcesses;
+
+    /// <summary>
+    /// Decides whether the image is FreeBSD's: the image says so (minidump, dump-device header, ELF full dump), or
+    /// the namelist is a FreeBSD kernel and the image is one that carries no OS of its own (an ELF core without
+    /// notes, a raw image). A FreeBSD kernel with a Linux dump, or the reverse, is refused.
+    /// </summary>
+    private static FreeBsdDumpInfo? DetectFreeBsd(DumpImage image, List<SymbolTable> namelists)
+    {
+        var kernel = namelists.FirstOrDefault(t => t.Kind == NamelistKind.FreeBsdKernel);
+        var info = image.FreeBsd;
+        if (info is null && kernel is not null)
+        {
+            bool bare = (image.Format == DumpFormat.Elf && image.Notes.Count == 0 && image.VmcoreInfo is null) || image.Format == DumpFormat.Raw;
+            var architecture = FreeBsdDumpInfo.FromElfMachine(image.ElfMachine != 0 ? image.ElfMachine : kernel.Machine);
+            if (!bare || architecture is null)
+            {
+                throw new KvmException(KvmErrorCode.NotSupported, $"{kernel.Source}: a FreeBSD kernel, but {image.Files[0]} is a Linux dump ({image.Description})");
+            }
+
+            info = new FreeBsdDumpInfo(architecture.Value, null, null);
+        }
+
+        if (info is not null)
+        {
+            if (namelists.FirstOrDefault(t => t.Kind is NamelistKind.SystemMap or NamelistKind.Vmlinux) is { } linux)
+            {
+                throw new KvmException(KvmErrorCode.NotSupported, $"{linux.Source}: a Linux namelist, but {image.Files[0]} is a FreeBSD dump ({image.Description}); give the FreeBSD kernel (/boot/kernel/kernel)");
+            }
+
+            if (kernel is not null && kernel.Machine != 0 && kernel.Machine != FreeBsdDumpInfo.ElfMachineOf(info.Architecture))
+            {
+                throw new KvmException(KvmErrorCode.NotSupported, $"{kernel.Source}: the kernel is for ELF machine {kernel.Machine}, but {image.Files[0]} is a FreeBSD {MinidumpHeader.NameOf(info.Architecture)} dump");
+            }
+        }
+
+        return info;
+    }
+
+    private static KernelImage CreateFreeBsd(DumpImage image, FreeBsdDumpInfo info, List<SymbolTable> namelists, KernelImageOptions options)
+    {
+        // FreeBSD kernels run at their link address on amd64, arm64 and i386: kvm_kerndisp is 0 (libkvm implements a
+        // displacement for powerpc64 minidumps only).
+        foreach (var table in namelists)
+        {
+            table.Displacement = 0;
+        }
+
+        ulong? Symbol(string name)
+        {
+            if (options.Resolver?.Invoke(name) is { } resolved)
+            {
+                return resolved;
+            }
+
+            foreach (var table in namelists)
+            {
+                if (table.TryLookup(name, out var symbol))
+                {
+                    return symbol.Address;
+                }
+            }
+
+            return null;
+        }
+
+        var memory = FreeBsdMemory.Create(image, info, Symbol, options.Cache);
+        return new KernelImage(image, memory, namelists, null, false, options)
+        {
+            OperatingSystem = KernelOperatingSystem.FreeBsd,
+            FreeBsdInfo = info,
+        };
+    }
+
+    /// <summary>The FreeBSD release: the kernel's <c>osrelease</c>, else the dump header's version string.</summary>
+    private string? FreeBsdRelease()
+    {
+        if (TryGetSymbol("osrelease", out var osrelease))
+        {
+            try
+            {
+                string text = ReadCString(osrelease.Address, 64);
+                if (text.Length > 0)
+                {
+                    return text;
+                }
+            }
+            catch (MemoryFaultException)
+            {
+                // Fall back to the header, which savecore keeps in info.N but the device framing carries too.
+            }
+        }
+
+        // "FreeBSD 14.0-RELEASE releng/14.0-n265380-f9716eee8ab4 GENERIC amd64"
+        var words = FreeBsdInfo?.DeviceHeader?.VersionString.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return words is { Length: >= 2 } && words[0] == "FreeBSD" ? words[1] : null;
+    }
+
+    /// <summary>
+    /// A FreeBSD kernel's types: its CTF (<c>.SUNW_ctf</c>, which FreeBSD keeps in the kernel file for DTrace, not in
+    /// memory), from <see cref="KernelImageOptions.Btf"/> or from the kernel given as namelist.
+    /// </summary>
+    private TypeCatalog? LoadFreeBsdTypes(out string? error)
+    {
+        error = null;
+        string? path = _options.Btf ?? _namelists.FirstOrDefault(t => t.Kind == NamelistKind.FreeBsdKernel)?.Source;
+        if (path is null)
+        {
+            error = "FreeBSD kernels describe their types in CTF (.SUNW_ctf) in the kernel file, not in the dump: give the kernel (-N /boot/kernel/kernel)";
+            return null;
+        }
+
+        var types = TypeCatalog.Load(path, _options.Limits);
+        return FreeBsdInfo?.Architecture == FreeBsdArchitecture.I386 ? types.WithPointerSize(4) : types;
+    }
+
+    private FreeBsdProcessWalker FreeBsdProcesses()
+    {
+        var types = Types ?? throw new KvmException(KvmErrorCode.KernelType, $"{_image.Files[0]}: FreeBSD process listing needs the kernel's CTF: {TypeInformationError}");
+        lock (_linuxLock)
+        {
+            return _freeBsdProcesses ??= new FreeBsdProcessWalker((a, b) => _memory.ReadVirtual(a, b, out _), name => TryGetSymbol(name, out var s) ? s.Address : null, types, _options.Limits);
+        }
+    }
+
+    private void ThrowIfFreeBsd(string what)
+    {
+        if (OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            throw new KvmException(KvmErrorCode.NotSupported, $"{_image.Files[0]}: a FreeBSD kernel image: {what} reads Linux kernel structures and is not available for FreeBSD");
+        }
+    }
+
+    private IEnumerable<KernelPage> EnumerateFreeBsdPages()
+    {
+        var info = FreeBsdInfo!;
+        if (info.Minidump is { } minidump)
+        {
+            return FreeBsdPageWalker.Enumerate(_image, minidump, _options.Limits);
+        }
+
+        var table = _memory.PageTable ?? throw new KvmException(KvmErrorCode.NotSupported, $"{_image.Files[0]}: no page walk for this FreeBSD dump");
+        return FreeBsdPageWalker.EnumerateFullDump(_image, table, Layout.PageTableRoot, _options.Limits);
+    }
+}
