@@ -38,8 +38,7 @@ internal static class FreeBsdMemory
             case FreeBsdArchitecture.Amd64:
                 return Amd64FullDump(image, path, symbol, cache);
             case FreeBsdArchitecture.I386:
-                I386FullDump(image, path, symbol);
-                break;
+                return I386FullDump(image, path, symbol, cache);
         }
 
         throw new KvmException(KvmErrorCode.NotSupported, $"{path}: a FreeBSD {MinidumpHeader.NameOf(info.Architecture)} full dump: FreeBSD's libkvm reads none either (arm64 kernels write minidumps)");
@@ -76,7 +75,7 @@ internal static class FreeBsdMemory
         return new KernelMemory(image, layout, cache, live: false);
     }
 
-    private static void I386FullDump(DumpImage image, string path, Func<string, ulong?> symbol)
+    private static KernelMemory I386FullDump(DumpImage image, string path, Func<string, ulong?> symbol, CacheOptions cache)
     {
         ulong kernbase = Required(symbol, "kernbase", path, "i386");
 
@@ -96,7 +95,25 @@ internal static class FreeBsdMemory
         ulong variable = Required(symbol, name, path, "i386");
         ulong root = ReadPhysicalUInt32(image, variable - kernbase)
             ?? throw new CorruptImageException($"{path}: cannot read {name} at physical 0x{variable - kernbase:x}: not in the dump");
-        X86Paging.Create(new ImagePhysicalSource(image), root, pae, path);
+        // The 32-bit x86 walker (Translation/X86) reads both modes: a PAE root is the 32-byte-aligned PDPT, a non-PAE
+        // root the 4 KiB page directory (sys/i386/include/pmap.h).
+        ulong table = pae ? root & 0xffffffe0 : root & 0xfffff000;
+        var check = new byte[pae ? 32 : 4096];
+        if (image.ReadPhysical(table, check, out _) != check.Length)
+        {
+            throw new CorruptImageException($"{path}: the kernel's {(pae ? "page-directory-pointer table" : "page directory")} at physical 0x{table:x} (from {name}) is not in the dump");
+        }
+
+        var layout = new KernelLayout
+        {
+            PagingMode = pae ? PagingMode.X86Pae : PagingMode.X86TwoLevel,
+            PageTableRoot = table,
+            KaslrOffset = 0,
+            PhysBase = 0,
+            PageOffsetBase = null,
+            Method = name,
+        };
+        return new KernelMemory(image, layout, cache, live: false);
     }
 
     private static ulong Required(Func<string, ulong?> symbol, string name, string path, string architecture) =>

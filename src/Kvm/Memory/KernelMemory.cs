@@ -9,7 +9,7 @@ namespace Kvm.Memory;
 /// the kernel's page tables (with a bounded TLB); where no page-table root is known, an image's own virtual
 /// segments (/proc/kcore, kexec vmcores) serve instead. Reads return what was read before the first fault and
 /// describe the fault, so callers can choose libkvm's partial-read semantics or an exception. A translator of its
-/// own (<see cref="IKernelTranslator"/>: a FreeBSD minidump's page map, 32-bit x86 paging) replaces the x86-64 walk;
+/// own (<see cref="IKernelTranslator"/>: a FreeBSD minidump's page map) replaces the x86-64 walk;
 /// it knows only the kernel's address space.
 /// </summary>
 internal sealed class KernelMemory

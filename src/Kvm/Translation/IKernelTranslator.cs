@@ -2,8 +2,8 @@ namespace Kvm.Translation;
 
 /// <summary>
 /// Translates kernel virtual addresses by a method of its own, where the x86-64 walk from one root
-/// (<see cref="X64.X64PageTable"/>) does not apply: a FreeBSD minidump's copy of the kernel's page-table entries,
-/// or, for i386 full dumps, 32-bit x86 paging. Thread-safe for translation.
+/// (<see cref="X64.X64PageTable"/>) does not apply: a FreeBSD minidump's copy of the kernel's page-table entries.
+/// Thread-safe for translation.
 /// </summary>
 internal interface IKernelTranslator
 {

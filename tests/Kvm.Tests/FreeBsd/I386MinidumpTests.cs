@@ -3,7 +3,7 @@ using Kvm.Testing.FreeBsd;
 
 namespace Kvm.Tests.FreeBsd;
 
-/// <summary>i386 minidumps, PAE and not, v1 and v2; i386 full dumps say what they lack.</summary>
+/// <summary>i386 minidumps, PAE and not, v1 and v2; i386 full dumps through the kernel's own page tables.</summary>
 public sealed class I386MinidumpTests
 {
     private const ulong KernBase = I386MinidumpBuilder.KernBase;
@@ -46,21 +46,34 @@ public sealed class I386MinidumpTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public void FullDump_SaysThat32BitPagingIsMissing(bool pae)
+    public void FullDump_ReadsThroughTheKernelsPageTables_AsTheMinidumpOfTheSameMemory(bool pae)
     {
         var (memory, tables) = Kernel(pae);
         var avail = new List<(ulong, ulong)> { (0x1000, 0xa0000), (0x100000, 0x2000000) };
         const ulong Variable = KernBase + 0x500000;
         memory.WriteUInt32(Variable - KernBase, (uint)(pae ? tables.Pdpt : tables.PageDirectory));
         using var full = new TempFile(FreeBsdFullDump.I386(memory, avail), "vmcore.1");
+        using var mini = new TempFile(new I386MinidumpBuilder(memory, tables) { DumpAvail = avail }.Build(), "vmcore.0");
         var elf = new ElfExecutableBuilder { Is64 = false, Machine = 3, OsAbi = 9, TextBase = KernBase + 0x400000, RodataBase = KernBase + 0x480000, DataBase = KernBase + 0x500000, BssBase = KernBase + 0x580000 };
         elf.AddSymbol("kernbase", KernBase, ElfExecutableBuilder.ShnAbs).AddSymbol(pae ? "IdlePDPT" : "IdlePTD", Variable, ElfExecutableBuilder.Data, type: ElfExecutableBuilder.SttObject);
         using var kernel = new TempFile(elf.Build(), "kernel");
 
-        var e = Assert.Throws<KvmException>(() => KernelImage.Open(full.Path, new KernelImageOptions { Namelists = [kernel.Path] }));
-        Assert.Equal(KvmErrorCode.NotSupported, e.Code);
-        Assert.Contains("32-bit x86 paging", e.Message, StringComparison.Ordinal);
-        Assert.Contains($"0x{(pae ? tables.Pdpt : tables.PageDirectory):x}", e.Message, StringComparison.Ordinal);
+        using var image = KernelImage.Open(full.Path, new KernelImageOptions { Namelists = [kernel.Path] });
+        using var minidump = KernelImage.Open(mini.Path);
+
+        Assert.Equal("i386", image.Architecture);
+        Assert.Equal(pae ? PagingMode.X86Pae : PagingMode.X86TwoLevel, image.Layout.PagingMode);
+        Assert.Equal("kernel text", image.ReadCString(KernBase + 0x400000 + 0x1230));
+        for (int i = 0; i < 4; i++)
+        {
+            ulong va = KernBase + 0x1000000 + ((ulong)i * 4096);
+            Assert.Equal($"small page {i}", image.ReadCString(va));
+            Assert.Equal(minidump.ReadCString(va), image.ReadCString(va));
+        }
+
+        // An address the kernel never mapped fails alike through both.
+        Assert.False(image.TryRead(KernBase + 0x1800000, new byte[8], out _, out _));
+        Assert.False(minidump.TryRead(KernBase + 0x1800000, new byte[8], out _, out _));
     }
 
     [Fact]
