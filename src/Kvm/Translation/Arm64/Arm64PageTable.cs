@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-using Kvm.IO;
 
 namespace Kvm.Translation.Arm64;
 
@@ -36,16 +34,14 @@ internal sealed class Arm64PageTable : IPageTable
 
     private static readonly string[] s_names = ["pgd", "p4d", "pud", "pmd", "pte"];
 
-    private readonly IPhysicalSource _source;
-    private readonly LruCache<(ulong Address, int Entries), ulong[]> _tables;
+    private readonly PageTableReader _tables;
     private readonly string[] _levelNames;
 
     public Arm64PageTable(IPhysicalSource source, Arm64PagingFormat format, ulong? kernelRoot, int cachedTables)
     {
-        _source = source;
         Format = format;
         KernelRoot = kernelRoot;
-        _tables = new LruCache<(ulong, int), ulong[]>("page-tables", cachedTables);
+        _tables = new PageTableReader(source, cachedTables);
 
         // Linux folds the missing middle levels: 3 levels are pgd, pmd, pte; 2 levels are pgd, pte
         // (include/asm-generic/pgtable-nopud.h, pgtable-nopmd.h).
@@ -128,7 +124,7 @@ internal sealed class Arm64PageTable : IPageTable
         for (int level = 0; level < Levels; level++)
         {
             int index = Format.Index(va, level);
-            var entries = ReadTable(table, Format.Entries(level));
+            var entries = _tables.Read(table, Format.Entries(level));
             if (entries is null)
             {
                 fault = new TranslationFault(va, TranslationFaultKind.TableUnreadable, _levelNames[level], index, table, 0);
@@ -163,29 +159,5 @@ internal sealed class Arm64PageTable : IPageTable
 
         fault = new TranslationFault(va, TranslationFaultKind.NoMethod, null, 0, 0, 0);
         return false;
-    }
-
-    private ulong[]? ReadTable(ulong tableAddress, int count)
-    {
-        var key = (tableAddress, count);
-        if (_tables.TryGet(key, out var cached))
-        {
-            return cached;
-        }
-
-        var bytes = new byte[count * 8];
-        if (!_source.TryReadPhysical(tableAddress, bytes))
-        {
-            return null;
-        }
-
-        var entries = new ulong[count];
-        for (int i = 0; i < count; i++)
-        {
-            entries[i] = BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(i * 8));
-        }
-
-        _tables.Add(key, entries);
-        return entries;
     }
 }

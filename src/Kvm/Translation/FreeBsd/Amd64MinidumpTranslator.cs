@@ -1,6 +1,4 @@
-using System.Buffers.Binary;
 using Kvm.Images.FreeBsd;
-using Kvm.IO;
 
 namespace Kvm.Translation.FreeBsd;
 
@@ -20,14 +18,12 @@ internal sealed class Amd64MinidumpTranslator : MinidumpTranslator
     private const ulong Frame2M = 0x000fffffffe00000;
     private const int PdrShift = 21;
 
-    private readonly IPhysicalSource _source;
-    private readonly LruCache<ulong, ulong[]> _tables;
+    private readonly PageTableReader _tables;
 
     public Amd64MinidumpTranslator(MinidumpImage image, IPhysicalSource source, int cachedTables)
         : base(image)
     {
-        _source = source;
-        _tables = new LruCache<ulong, ulong[]>("minidump-page-tables", cachedTables);
+        _tables = new PageTableReader(source, cachedTables, "minidump-page-tables");
     }
 
     public override PagingMode Mode => PagingMode.X64FourLevel;
@@ -37,32 +33,7 @@ internal sealed class Amd64MinidumpTranslator : MinidumpTranslator
     public override void FlushCache() => _tables.Clear();
 
     /// <summary>Reads a page-table page the dump holds; null when it does not.</summary>
-    public ulong[]? ReadTable(ulong tableAddress, bool cache = true)
-    {
-        if (_tables.TryGet(tableAddress, out var cached))
-        {
-            return cached;
-        }
-
-        Span<byte> bytes = stackalloc byte[4096];
-        if (!_source.TryReadPhysical(tableAddress, bytes))
-        {
-            return null;
-        }
-
-        var entries = new ulong[512];
-        for (int i = 0; i < entries.Length; i++)
-        {
-            entries[i] = BinaryPrimitives.ReadUInt64LittleEndian(bytes[(i * 8)..]);
-        }
-
-        if (cache)
-        {
-            _tables.Add(tableAddress, entries);
-        }
-
-        return entries;
-    }
+    public ulong[]? ReadTable(ulong tableAddress, bool cache = true) => _tables.Read(tableAddress, 512, cache: cache);
 
     protected override bool Walk(ulong va, List<TranslationStep>? steps, out ulong pa, out ulong pageSize, out TranslationFault? fault)
     {

@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-using Kvm.IO;
 
 namespace Kvm.Translation.X64;
 
@@ -23,8 +21,7 @@ internal sealed class X64PageTable : IPageTable
     private static readonly string[] s_names5 = ["pgd", "p4d", "pud", "pmd", "pte"];
     private static readonly string[] s_names4 = ["pgd", "pud", "pmd", "pte"];
 
-    private readonly IPhysicalSource _source;
-    private readonly LruCache<ulong, ulong[]> _tables;
+    private readonly PageTableReader _tables;
     private readonly ulong _entryMask;
 
     public X64PageTable(IPhysicalSource source, int levels, ulong smeMask, int cachedTables)
@@ -34,11 +31,10 @@ internal sealed class X64PageTable : IPageTable
             throw new ArgumentOutOfRangeException(nameof(levels), levels, "x86-64 paging has 4 or 5 levels");
         }
 
-        _source = source;
         Levels = levels;
         SmeMask = smeMask;
         _entryMask = ~smeMask;
-        _tables = new LruCache<ulong, ulong[]>("page-tables", cachedTables);
+        _tables = new PageTableReader(source, cachedTables);
     }
 
     public int Levels { get; }
@@ -91,7 +87,7 @@ internal sealed class X64PageTable : IPageTable
         {
             int shift = 12 + (9 * (Levels - 1 - level));
             int index = (int)((va >> shift) & 511);
-            var entries = ReadTable(table);
+            var entries = _tables.Read(table, 512);
             if (entries is null)
             {
                 fault = new TranslationFault(va, TranslationFaultKind.TableUnreadable, names[level], index, table, 0);
@@ -167,7 +163,7 @@ internal sealed class X64PageTable : IPageTable
         var user = new bool[levels];
 
         ulong rootTable = root & FrameMask & _entryMask;
-        var top = ReadTable(rootTable, cache: false);
+        var top = _tables.Read(rootTable, 512, cache: false);
         if (top is null)
         {
             yield break;
@@ -243,7 +239,7 @@ internal sealed class X64PageTable : IPageTable
                 throw new CorruptImageException($"page-table walk from root 0x{root:x}: more than {maxTables} tables (KvmLimits.MaxPageTableWalkTables); the tables are corrupt or loop");
             }
 
-            var entries = ReadTable(child, cache: false);
+            var entries = _tables.Read(child, 512, cache: false);
             if (entries is null)
             {
                 continue;
@@ -267,32 +263,5 @@ internal sealed class X64PageTable : IPageTable
         type = swap ? X64SwapEntry.Type(entry) : 0;
         offset = swap ? X64SwapEntry.Offset(entry) : 0;
         return swap;
-    }
-
-    private ulong[]? ReadTable(ulong tableAddress, bool cache = true)
-    {
-        if (_tables.TryGet(tableAddress, out var cached))
-        {
-            return cached;
-        }
-
-        Span<byte> bytes = stackalloc byte[4096];
-        if (!_source.TryReadPhysical(tableAddress, bytes))
-        {
-            return null;
-        }
-
-        var entries = new ulong[512];
-        for (int i = 0; i < 512; i++)
-        {
-            entries[i] = BinaryPrimitives.ReadUInt64LittleEndian(bytes[(i * 8)..]);
-        }
-
-        if (cache)
-        {
-            _tables.Add(tableAddress, entries);
-        }
-
-        return entries;
     }
 }

@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-using Kvm.IO;
 
 namespace Kvm.Translation.X86;
 
@@ -31,8 +29,7 @@ internal sealed class X86PageTable : IPageTable
     private static readonly Level[] s_twoLevel = [new("pgd", 1024, 22), new("pte", 1024, 12)];
     private static readonly Level[] s_pae = [new("pgd", 4, 30), new("pmd", 512, 21), new("pte", 512, 12)];
 
-    private readonly IPhysicalSource _source;
-    private readonly LruCache<ulong, ulong[]> _tables;
+    private readonly PageTableReader _tables;
     private readonly Level[] _levels;
 
     /// <summary>Creates a walker.</summary>
@@ -41,10 +38,9 @@ internal sealed class X86PageTable : IPageTable
     /// <param name="cachedTables">How many tables the cache keeps (0: none).</param>
     public X86PageTable(IPhysicalSource source, bool pae, int cachedTables)
     {
-        _source = source;
         Pae = pae;
         _levels = pae ? s_pae : s_twoLevel;
-        _tables = new LruCache<ulong, ulong[]>("page-tables", cachedTables);
+        _tables = new PageTableReader(source, cachedTables);
     }
 
     /// <summary>True for PAE paging.</summary>
@@ -110,7 +106,7 @@ internal sealed class X86PageTable : IPageTable
         {
             var spec = _levels[level];
             int index = (int)((va >> spec.Shift) & (ulong)(spec.Entries - 1));
-            var entries = ReadTable(table, level);
+            var entries = _tables.Read(table, _levels[level].Entries, EntrySize);
             if (entries is null)
             {
                 fault = new TranslationFault(va, TranslationFaultKind.TableUnreadable, spec.Name, index, table, 0);
@@ -172,7 +168,7 @@ internal sealed class X86PageTable : IPageTable
         var user = new bool[levels];
 
         ulong rootTable = RootTable(root);
-        var top = ReadTable(rootTable, 0, cache: false);
+        var top = _tables.Read(rootTable, _levels[0].Entries, EntrySize, cache: false);
         if (top is null)
         {
             yield break;
@@ -239,7 +235,7 @@ internal sealed class X86PageTable : IPageTable
                 throw new CorruptImageException($"page-table walk from root 0x{root:x}: more than {maxTables} tables (KvmLimits.MaxPageTableWalkTables); the tables are corrupt or loop");
             }
 
-            var entries = ReadTable(child, level + 1, cache: false);
+            var entries = _tables.Read(child, _levels[level + 1].Entries, EntrySize, cache: false);
             if (entries is null)
             {
                 continue;
@@ -268,40 +264,6 @@ internal sealed class X86PageTable : IPageTable
 
         // PSE-36/PSE-40: a 4 MiB PDE carries physical bits 32..39 in bits 13..20 (SDM table 4-4).
         return Pae ? entry & Frame2MMask : (entry & Frame4MMask) | (((entry >> 13) & 0xff) << 32);
-    }
-
-    private ulong[]? ReadTable(ulong tableAddress, int level, bool cache = true)
-    {
-        // The PAE PDPT and a page directory may not share a key: tables are at least 32-byte aligned, so bit 0 is free.
-        int count = _levels[level].Entries;
-        ulong key = tableAddress | (level == 0 && Pae ? 1UL : 0UL);
-        if (_tables.TryGet(key, out var cached))
-        {
-            return cached;
-        }
-
-        int size = EntrySize;
-        Span<byte> bytes = stackalloc byte[4096];
-        bytes = bytes[..(count * size)];
-        if (!_source.TryReadPhysical(tableAddress, bytes))
-        {
-            return null;
-        }
-
-        var entries = new ulong[count];
-        for (int i = 0; i < count; i++)
-        {
-            entries[i] = size == 8
-                ? BinaryPrimitives.ReadUInt64LittleEndian(bytes[(i * 8)..])
-                : BinaryPrimitives.ReadUInt32LittleEndian(bytes[(i * 4)..]);
-        }
-
-        if (cache)
-        {
-            _tables.Add(key, entries);
-        }
-
-        return entries;
     }
 
     private readonly record struct Level(string Name, int Entries, int Shift);
