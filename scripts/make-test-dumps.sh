@@ -31,9 +31,11 @@
 #   --timeout SEC    how long to wait for the guest to be ready (default 600)
 #
 # Output: $KVM_TEST_DUMPS (default ${XDG_CACHE_HOME:-$HOME/.cache}/kvm-test-dumps)
-#   debs/                          downloaded .deb files (kept), System.map-* from -dbg packages
+#   debs/                          downloaded .deb files (kept), System.map-* and vmlinux-*.btf
+#                                  from -dbg packages
 #   <release>-<hash>/<variant>/    dumps, swap.img, System.map, config, vmlinuz,
-#                                  truth.json, manifest.json, console.log, logs/
+#                                  truth.json, manifest.json, console.log, logs/,
+#                                  vmlinux.btf (kernels without CONFIG_DEBUG_INFO_BTF: pahole's)
 #                                  (one <release> per kernel: 6.1.0-N-amd64, -arm64, -686-pae, -686)
 #   index.json                     {"schemaVersion":1,"root":<the x86-64 kernel's dir>,
 #                                   "variants":[x86-64 variant dirs],"foreignVariants":[the others],
@@ -216,9 +218,13 @@ prepare_guest() {
     if [[ ${FL_ARCH[$f]} != x86_64 ]]; then
         # Debian's image ships a placeholder System.map, and these kernels' kallsyms lists
         # functions only (KALLSYMS_ALL=n): the real map comes from the -dbg package.
-        local map
-        map=$(fetch_dbg_system_map "$krel" "$debarch" "$BASE/debs") || die "cannot get System.map-$krel"
-        cp "$map" "$build/System.map.dbg"
+        # Without CONFIG_DEBUG_INFO_BTF (Debian's 686 kernels) pahole encodes BTF from the -dbg
+        # vmlinux's DWARF, so the type-driven walkers can run on these dumps (tests pass --btf).
+        local files want_btf=0
+        grep -q '^CONFIG_DEBUG_INFO_BTF=y' "$build/config" || want_btf=1
+        files=$(fetch_dbg_files "$krel" "$debarch" "$BASE/debs" "$want_btf") || die "cannot get the -dbg files of $krel"
+        cp "$(sed -n 1p <<<"$files")" "$build/System.map.dbg"
+        ((want_btf)) && cp "$(sed -n 2p <<<"$files")" "$build/vmlinux.btf"
     fi
     # The package has no modules.dep (depmod runs at install time): make one.
     depmod -b "$kroot" "$krel"
@@ -286,6 +292,11 @@ build_variant() {
     cp "$build/config" "$tmp/config"
     local smap=()
     [[ -f $build/System.map.dbg ]] && smap=(--system-map "$build/System.map.dbg")
+    local btf_source=""
+    if [[ -f $build/vmlinux.btf ]]; then
+        cp "$build/vmlinux.btf" "$tmp/vmlinux.btf"
+        btf_source="$(pahole --version) --btf_encode_detached from vmlinux-$krel of ${FL_KPKG[$fl]%%:*}-dbg: the kernel is built without CONFIG_DEBUG_INFO_BTF"
+    fi
 
     # -device vmcoreinfo needs fw_cfg with DMA: the pc and virt machines both have it.
     local qemu=("$qemu_bin" -accel tcg -machine "$machine" -m "$MEM" -smp "$SMP" -cpu "$cpu"
@@ -371,7 +382,7 @@ build_variant() {
     say "[$variant] writing the manifest"
     VARIANT=$variant KPKG=${FL_KPKG[$fl]} KREL=$krel KVER=${FL_KVER[$fl]} FLAVOUR=${krel#*.*.*-*-} DEBARCH=${FL_DEBARCH[$fl]} \
         QEMU_VERSION=$qemu_version QEMU_BIN=$qemu_bin MACHINE=$machine CPU=$cpu MEM=$MEM SMP=$SMP \
-        VMCOREINFO=$vmcoreinfo MDF_VERSION=$MDF_VERSION ZSTD_WORKS=$zstd_works PRESSURE=$PRESSURE \
+        VMCOREINFO=$vmcoreinfo MDF_VERSION=$MDF_VERSION ZSTD_WORKS=$zstd_works PRESSURE=$PRESSURE BTF_SOURCE=$btf_source \
         python3 - "$tmp/logs/qmp-result.json" "$tmp/logs/notes.txt" "$tmp/logs/meta.json" "$tmp/logs/skipped.tsv" <<'EOF'
 import json, os, sys
 e = os.environ
@@ -387,6 +398,7 @@ meta = {
              "vmcoreinfoDevice": e["VMCOREINFO"] == "1", "dumpCapability": caps},
     "makedumpfile": {"version": e["MDF_VERSION"], "zstdWorks": e["ZSTD_WORKS"] == "true"},
     "memoryPressure": e["PRESSURE"] == "1",
+    "btfSource": e["BTF_SOURCE"] or None,
     "skipped": skipped,
     "notes": notes,
 }

@@ -22,8 +22,8 @@ apt_update_once() {
 # Host packages: QEMU to boot the guest, makedumpfile for the filtered dumps, cpio to
 # pack the initramfs, kmod for depmod, xz/zstd for compressed modules, python3 for the
 # QMP driver and the truth/manifest tools, gcc + libc6-dev for the static guest helper,
-# util-linux for mkswap and flock.
-LAB_HOST_PACKAGES=(qemu-system-x86 makedumpfile cpio kmod xz-utils zstd python3 gcc libc6-dev util-linux)
+# util-linux for mkswap and flock, dwarves for pahole (BTF for kernels built without it).
+LAB_HOST_PACKAGES=(qemu-system-x86 makedumpfile cpio kmod xz-utils zstd python3 gcc libc6-dev util-linux dwarves)
 # Per guest architecture (Debian's name): QEMU and a cross compiler with its static C library
 # for the guest helper.  qemu-system-x86 (above) also has qemu-system-i386.
 declare -A LAB_ARCH_PACKAGES=(
@@ -93,25 +93,42 @@ fetch_deb() {
     echo "$file"
 }
 
-# The link-time System.map of a Debian kernel, from its -dbg package (Debian's image package
-# ships a one-line placeholder).  The -dbg .deb is large (~800 MB), but System.map comes
-# early in its data archive: extract just that file and delete the .deb, keeping
-# DIR/System.map-<release>_<version>.  Prints the map's path.
-fetch_dbg_system_map() {
-    local krel=$1 arch=$2 dir=$3 pkg ver map deb
+# Files from a Debian kernel's -dbg package: its link-time System.map (Debian's image package
+# ships a one-line placeholder) and, with WANT_BTF=1, BTF encoded by pahole from the vmlinux's
+# DWARF, for kernels built without CONFIG_DEBUG_INFO_BTF (Debian's 686 and 686-pae).  The -dbg
+# .deb is large (~800 MB): extract just these, keep DIR/System.map-<release>_<version> and
+# DIR/vmlinux-<release>_<version>.btf, and delete the .deb and the vmlinux.
+# Usage: fetch_dbg_files KREL ARCH DIR WANT_BTF; prints the map's path, then the BTF's (or "").
+fetch_dbg_files() {
+    local krel=$1 arch=$2 dir=$3 want_btf=$4 pkg ver map btf deb x
     pkg=linux-image-$krel-dbg:$arch
     ver=$(apt_candidate "$pkg")
     [[ -n $ver ]] || { echo "make-test-dumps: ERROR: apt does not know package $pkg" >&2; return 1; }
     map=$dir/System.map-${krel}_${ver//:/%3a}
-    if [[ ! -s $map ]]; then
+    btf=$dir/vmlinux-${krel}_${ver//:/%3a}.btf
+    if [[ ! -s $map ]] || { [[ $want_btf == 1 ]] && [[ ! -s $btf ]]; }; then
         deb=$(fetch_deb "$pkg" "$dir") || return 1
-        echo "make-test-dumps: extracting System.map-$krel from $(basename "$deb")" >&2
-        # tar stops reading at the first match (--occurrence); dpkg-deb then gets SIGPIPE.
-        dpkg-deb --fsys-tarfile "$deb" 2>/dev/null |
-            tar -xO --occurrence=1 "./usr/lib/debug/boot/System.map-$krel" >"$map.tmp" || true
-        [[ -s $map.tmp ]] || { echo "make-test-dumps: ERROR: no System.map-$krel in $deb" >&2; rm -f "$map.tmp"; return 1; }
-        mv "$map.tmp" "$map"
+        x=$(mktemp -d "$dir/dbg.XXXXXX")
+        local members=("./usr/lib/debug/boot/System.map-$krel")
+        [[ $want_btf == 1 ]] && members+=("./usr/lib/debug/boot/vmlinux-$krel")
+        echo "make-test-dumps: extracting ${members[*]##*/} from $(basename "$deb")" >&2
+        # tar stops reading once it has every member (--occurrence); dpkg-deb then gets SIGPIPE.
+        dpkg-deb --fsys-tarfile "$deb" 2>/dev/null | tar -x -C "$x" --occurrence=1 "${members[@]}" || true
+        [[ -s $x/usr/lib/debug/boot/System.map-$krel ]] ||
+            { echo "make-test-dumps: ERROR: no System.map-$krel in $deb" >&2; rm -rf "$x"; return 1; }
+        mv "$x/usr/lib/debug/boot/System.map-$krel" "$map"
+        if [[ $want_btf == 1 ]]; then
+            [[ -s $x/usr/lib/debug/boot/vmlinux-$krel ]] ||
+                { echo "make-test-dumps: ERROR: no vmlinux-$krel in $deb" >&2; rm -rf "$x"; return 1; }
+            # The flags Linux 6.1's scripts/pahole-flags.sh passes to pahole 1.22+.
+            echo "make-test-dumps: encoding BTF for $krel with $(pahole --version)" >&2
+            pahole --btf_gen_floats -j --btf_encode_detached="$btf.tmp" "$x/usr/lib/debug/boot/vmlinux-$krel" >&2 ||
+                { echo "make-test-dumps: ERROR: pahole could not encode BTF for $krel" >&2; rm -rf "$x" "$btf.tmp"; return 1; }
+            mv "$btf.tmp" "$btf"
+        fi
+        rm -rf "$x"
         rm -f "$deb"
     fi
     echo "$map"
+    if [[ $want_btf == 1 ]]; then echo "$btf"; else echo ""; fi
 }

@@ -754,6 +754,8 @@ def cmd_manifest(a):
         "truth": "truth.json", "systemMap": "System.map", "config": "config", "swapImage": "swap.img",
         "vmlinuz": "vmlinuz", "console": "console.log",
         "systemMapSource": truth.get("systemMapSource"),
+        # Present only for kernels built without CONFIG_DEBUG_INFO_BTF: pahole's encoding of the -dbg vmlinux.
+        **({"btf": "vmlinux.btf", "btfSource": meta["btfSource"]} if meta.get("btfSource") else {}),
         "files": entries,
         "skipped": meta.get("skipped", []),
         "notes": meta.get("notes", []),
@@ -770,6 +772,8 @@ def cmd_check(a):
         sys.exit(1)
     names = [f["name"] for f in m.get("files", [])] + [m[k] for k in ("truth", "systemMap", "config", "swapImage",
                                                                        "vmlinuz", "console")]
+    if m.get("btf"):
+        names.append(m["btf"])
     for f in m.get("files", []):
         p = os.path.join(a.vdir, f["name"])
         if not os.path.isfile(p) or os.path.getsize(p) != f["size"]:

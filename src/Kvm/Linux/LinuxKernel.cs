@@ -45,6 +45,13 @@ internal sealed class LinuxKernel
     /// <summary>The size of the kernel's pointers and <c>long</c>: 8 on x86-64, 4 on i386.</summary>
     public int PointerSize { get; init; } = 8;
 
+    /// <summary>
+    /// Alignment of a 64-bit member inside a structure: 4 on i386 (the i386 System V psABI aligns <c>long long</c>
+    /// at 4 bytes in aggregates), 8 on x86-64 and arm64. BTF records offsets but not alignments, so a layout that
+    /// BTF does not describe (an anonymous wrapper such as <c>tk_core</c>) needs it.
+    /// </summary>
+    public int Int64Alignment => PointerSize == 4 ? 4 : 8;
+
     /// <summary>How the kernel encodes swap entries in PTEs (x86-64's unless told otherwise).</summary>
     public SwapEntryFormat SwapEntries { get; init; } = SwapEntryFormat.X64;
 

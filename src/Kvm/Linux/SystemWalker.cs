@@ -45,7 +45,7 @@ internal sealed class SystemWalker
     /// <summary>
     /// Reads the timekeeper: <c>tk_core</c> is <c>struct { seqcount_raw_spinlock_t seq; struct timekeeper
     /// timekeeper; }</c> (kernel/time/timekeeping.c), an anonymous type, so the timekeeper's offset is the sequence
-    /// counter's size rounded up to the timekeeper's 8-byte alignment.
+    /// counter's size rounded up to the timekeeper's alignment (its 64-bit members': 8 bytes, 4 on i386).
     /// </summary>
     private (long Mono, long Boot, long Wall) ReadTimekeeper()
     {
@@ -55,7 +55,8 @@ internal sealed class SystemWalker
             t.TryGetField("timekeeper.xtime_sec", out var xtimeSec))
         {
             long seqSize = t.TryGetSize("seqcount_raw_spinlock_t", out long s) ? s : t.TryGetSize("seqcount_t", out long s2) ? s2 : 4;
-            ulong tk = tkCore + (ulong)((seqSize + 7) & ~7L);
+            long align = _k.Int64Alignment;
+            ulong tk = tkCore + (ulong)((seqSize + align - 1) & -align);
             long mono = unchecked((long)_k.ReadU64(tk + (ulong)tkrMono.Offset + (ulong)monoBase.Offset, "timekeeper.tkr_mono.base"));
 
             // base holds whole seconds plus wall_to_monotonic's nanoseconds; the rest of the current second is
