@@ -56,6 +56,23 @@ public static class DumpLab
     /// <summary>Every single-file dump of every foreign variant, as theory data: (variant, file name).</summary>
     public static IEnumerable<object[]> AllForeignDumps() => DumpsOf(ForeignVariants);
 
+    /// <summary>Every variant of every architecture (x86-64 first).</summary>
+    public static IReadOnlyList<LabVariant> AllVariants => [.. Variants, .. ForeignVariants];
+
+    /// <summary>Every single-file dump of every variant of every architecture, as theory data: (variant, file name).</summary>
+    public static IEnumerable<object[]> AllArchitectureDumps() => DumpsOf(AllVariants);
+
+    /// <summary>
+    /// Every single-file dump of every architecture, with the System.map (true) and — where the kernel's own kallsyms
+    /// lists data symbols too (CONFIG_KALLSYMS_ALL, Debian's x86-64 kernel) — also with no namelist at all (false):
+    /// (variant, file name, with System.map). Debian's arm64 and i386 kernels list functions only, so init_task,
+    /// avenrun or swap_info are not in a bare dump of theirs (<see cref="LabVariant.KallsymsListsData"/>).
+    /// </summary>
+    public static IEnumerable<object[]> AllDumpsBothWays() =>
+        AllArchitectureDumps().SelectMany(d => Variant((string)d[0]).KallsymsListsData
+            ? new[] { new object[] { d[0], d[1], true }, new object[] { d[0], d[1], false } }
+            : [new object[] { d[0], d[1], true }]);
+
     private static IEnumerable<object[]> DumpsOf(IEnumerable<LabVariant> variants) =>
         variants.SelectMany(v => v.Dumps.Where(d => d.SplitSet is null).Select(d => new object[] { v.Name, d.Name }));
 
@@ -118,6 +135,18 @@ public sealed class LabVariant
 
     public string SwapImage => Path.Combine(Directory, Manifest.GetProperty("swapImage").GetString()!);
 
+    /// <summary>
+    /// pahole's BTF of the -dbg vmlinux (manifest <c>"btf"</c>) for a kernel built without CONFIG_DEBUG_INFO_BTF
+    /// (Debian's 686 and 686-pae), else null: the kernel's own BTF is in its memory.
+    /// </summary>
+    public string? Btf => Manifest.TryGetProperty("btf", out var b) && b.ValueKind == JsonValueKind.String ? Path.Combine(Directory, b.GetString()!) : null;
+
+    /// <summary>Whether the kernel's kallsyms lists data symbols as well as functions (CONFIG_KALLSYMS_ALL=y in its config).</summary>
+    public bool KallsymsListsData => HasConfig("CONFIG_KALLSYMS_ALL=y");
+
+    /// <summary>Whether the kernel's config (Debian's /boot/config-*) has this exact line, such as <c>CONFIG_NO_HZ_COMMON=y</c>.</summary>
+    public bool HasConfig(string line) => File.ReadLines(Path.Combine(Directory, Manifest.GetProperty("config").GetString()!)).Contains(line);
+
     public bool HasVmcoreInfo => Manifest.GetProperty("qemu").GetProperty("vmcoreinfoDevice").GetBoolean();
 
     public int PagingLevels => Truth.GetProperty("pagingLevels").GetInt32();
@@ -142,6 +171,19 @@ public sealed class LabVariant
             : TruthSymbol(name);
 
     public LabDump Dump(string name) => Dumps.First(d => d.Name == name);
+
+    /// <summary>
+    /// The text of the first line of the guest's dmesg, without its timestamp: "Linux version …" on x86, "Booting Linux
+    /// on physical CPU …" on arm64 (its setup_arch prints that before the banner).
+    /// </summary>
+    public string FirstKernelLogText
+    {
+        get
+        {
+            string first = Truth.GetProperty("dmesg").GetString()!.Split('\n')[0];
+            return first[(first.IndexOf("] ", StringComparison.Ordinal) + 2)..];
+        }
+    }
 
     public static LabVariant Load(string directory)
     {

@@ -9,7 +9,7 @@ namespace Kvm.IntegrationTests;
 /// </summary>
 public sealed class SwapImageTests
 {
-    public static IEnumerable<object[]> Variants() => DumpLab.Variants.Select(v => new object[] { v.Name });
+    public static IEnumerable<object[]> Variants() => DumpLab.AllVariants.Select(v => new object[] { v.Name });
 
     [LabTheory]
     [MemberData(nameof(Variants))]

@@ -81,6 +81,9 @@ internal static unsafe class KvmOpen
         /// <summary>FreeBSD's <c>MAXPATHLEN</c>: longer file names are refused.</summary>
         public const int MaxPathLength = 1024;
 
+        /// <summary>The environment variable naming a BTF file for kernels built without BTF.</summary>
+        public const string BtfVariable = "KVM_BTF";
+
         private const int ReadWrite = 2; // O_RDWR
 
         /// <summary>The corefile names that mean "the running kernel".</summary>
@@ -111,12 +114,15 @@ internal static unsafe class KvmOpen
                     throw new ArgumentException("bad flags arg");
                 }
 
+                // libkvm's calls have no place for type information: a kernel built without BTF (Debian's 686) gets
+                // it from $KVM_BTF (raw BTF or a vmlinux with .BTF, e.g. pahole --btf_encode_detached's output).
                 var options = new KernelImageOptions
                 {
                     Namelists = execFile is null ? [] : [execFile],
                     SwapFiles = swapFile is null ? [] : [swapFile],
                     Writable = flags == ReadWrite,
                     Resolver = resolver,
+                    Btf = Environment.GetEnvironmentVariable(BtfVariable) is { Length: > 0 } btf ? btf : null,
                 };
                 var image = coreFile is null || s_liveNames.Contains(coreFile, StringComparer.Ordinal)
                     ? KernelImage.OpenLive(options)

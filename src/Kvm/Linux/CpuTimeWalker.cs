@@ -126,7 +126,13 @@ internal sealed class CpuTimeWalker
     {
         if (_k.Symbol(KernelGlobals.TickNohzActive.Name) is not { } activeSymbol)
         {
-            return (null, null, null, "tick_nohz_active is not in the symbol table: idle and iowait are cpustat's, which is what /proc/stat shows only on a kernel without NO_HZ (CONFIG_NO_HZ_COMMON)");
+            // tick_nohz_idle_enter is a function of kernel/time/tick-sched.c built only with CONFIG_NO_HZ_COMMON, and
+            // functions are in every kallsyms: without it the kernel has no NO_HZ (Debian's 686), /proc/stat reads
+            // cpustat, and so do we, exactly. With it, only the data symbol is missing (kallsyms without
+            // KALLSYMS_ALL and no System.map): cpustat is then a fallback, and the note says so.
+            return _k.Symbol("tick_nohz_idle_enter") is null
+                ? (null, null, null, null)
+                : (null, null, null, "tick_nohz_active is not in the symbol table (give the kernel's System.map): idle and iowait are cpustat's, which stop counting while a CPU's tick is stopped");
         }
 
         uint active;

@@ -13,8 +13,9 @@ public sealed partial class NativeConsumerTests
 {
     /// <summary>
     /// Per x86-64 variant: qemu.elf with System.map; makedumpfile's -d 31 kdump and flattened file where the variant has
-    /// them, else QEMU's. Per arm64 variant: qemu.elf and the kdump, with System.map (Debian's arm64 kallsyms lists
-    /// functions only, so init_task comes from the map). i386 is left out: Debian's 686 kernels carry no BTF.
+    /// them, else QEMU's. Per arm64 and i386 variant: qemu.elf and the kdump, with System.map (Debian's arm64 and 686
+    /// kallsyms list functions only, so init_task comes from the map); the 686 kernels, built without BTF, get pahole's
+    /// through $KVM_BTF.
     /// </summary>
     public static IEnumerable<object[]> Dumps() => DumpLab.Variants.SelectMany(v => new[]
     {
@@ -22,7 +23,7 @@ public sealed partial class NativeConsumerTests
         (v.Dumps.Any(d => d.Name == "mdf-c-d31.kdump") ? "mdf-c-d31.kdump" : "qemu-kdump-zlib.kdump", false),
         (v.Dumps.Any(d => d.Name == "mdf-F-c-d31.flat") ? "mdf-F-c-d31.flat" : "qemu-kdump-zlib.flat", false),
     }.Where(x => v.Dumps.Any(d => d.Name == x.Item1)).Select(x => new object[] { v.Name, x.Item1, x.Item2 }))
-        .Concat(DumpLab.VariantsFor("aarch64").SelectMany(v => new[] { "qemu.elf", "qemu-kdump-zlib.kdump" }
+        .Concat(DumpLab.ForeignVariants.SelectMany(v => new[] { "qemu.elf", "qemu-kdump-zlib.kdump" }
             .Where(n => v.Dumps.Any(d => d.Name == n)).Select(n => new object[] { v.Name, n, true })));
 
     [NativeTheory]
@@ -221,7 +222,8 @@ public sealed partial class NativeConsumerTests
         }
 
         args.AddRange(extra);
-        var result = NativeToolchain.Run(NativeToolchain.Program(tool), args);
+        var environment = new Dictionary<string, string?> { ["KVM_BTF"] = dump.Variant.Btf };
+        var result = NativeToolchain.Run(NativeToolchain.Program(tool), args, environment: environment);
         Assert.True(result.ExitCode == 0 && !result.TimedOut, result.Describe($"{tool} {string.Join(' ', args)}"));
         return result;
     }
