@@ -293,12 +293,13 @@ public sealed partial class KernelImage
             if (_linux is null)
             {
                 EnsureTypes();
-                var types = new KernelTypes(_btf, VmcoreInfo);
+                var types = new KernelTypes(_btf, VmcoreInfo, _btfError);
                 _linux = new LinuxKernel(_memory, name => TryGetSymbol(name, out var s) ? s.Address : null, types, _options.Limits, SwapSource())
                 {
                     PageSize = PageSize,
                     PointerSize = PointerSize,
                     SwapEntries = SwapEntryFormat.For(Layout.PagingMode, Release),
+                    MissingSymbolHint = MissingSymbolHint(),
                 };
             }
 
@@ -384,6 +385,12 @@ public sealed partial class KernelImage
             return LoadFreeBsdTypes(out error);
         }
 
+        // The scan at open keeps the BTF it found in memory, or the --btf file it loaded to recognize init_task.
+        if (ScannedTypes is { } scanned)
+        {
+            return scanned;
+        }
+
         if (_options.Btf is { } path)
         {
             return TypeCatalog.Load(path, _options.Limits);
@@ -420,7 +427,9 @@ public sealed partial class KernelImage
             return TypeCatalog.Load(LiveBtf, _options.Limits);
         }
 
-        error = "no BTF: the symbols __start_BTF/__stop_BTF are unknown (give a namelist or let kallsyms be read from the image), and no BTF file was given";
+        error = _namelists.Any(t => t.Kind == NamelistKind.KernelScan) || (_namelists.Any(t => t.Kind == NamelistKind.KernelMemory) && !TryGetSymbol("init_task", out _))
+            ? "no BTF: none in the image (not after _etext, where .BTF lies; the kernel was built without CONFIG_DEBUG_INFO_BTF), and no BTF file was given: give one with --btf (e.g. pahole --btf_encode_detached=FILE of the kernel's debug vmlinux)"
+            : "no BTF: the symbols __start_BTF/__stop_BTF are unknown (the namelist lacks them, or the kernel was built without CONFIG_DEBUG_INFO_BTF), and no BTF file was given: give one with --btf";
         return null;
     }
 }

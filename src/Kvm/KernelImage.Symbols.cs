@@ -20,7 +20,7 @@ public sealed partial class KernelImage
 
     /// <summary>Looks up a symbol or throws <see cref="SymbolNotFoundException"/>.</summary>
     public KernelSymbol GetSymbol(string name) =>
-        TryGetSymbol(name, out var symbol) ? symbol : throw new SymbolNotFoundException(name);
+        TryGetSymbol(name, out var symbol) ? symbol : throw new SymbolNotFoundException(name, MissingSymbolHint());
 
     /// <summary>Finds the symbol at or below <paramref name="address"/>; <paramref name="offset"/> is the distance from it.</summary>
     public bool TryFindSymbol(ulong address, out KernelSymbol symbol, out ulong offset)
@@ -48,6 +48,15 @@ public sealed partial class KernelImage
         ThrowIfDisposed();
         return _namelists.SelectMany(t => t.Enumerate());
     }
+
+    /// <summary>
+    /// When the only symbols are the kernel's own kallsyms and they list functions only (built without
+    /// CONFIG_KALLSYMS_ALL; <c>avenrun</c>, a variable every kernel has, is absent), says what would give the rest.
+    /// </summary>
+    private string? MissingSymbolHint() =>
+        _namelists.Any(t => t.Kind == NamelistKind.KernelMemory) && !_namelists.Any(t => t.Kind is NamelistKind.SystemMap or NamelistKind.Vmlinux or NamelistKind.Kallsyms) && !TryGetSymbolExact("avenrun", out _)
+            ? "the kernel's kallsyms lists functions only (built without CONFIG_KALLSYMS_ALL): give its System.map with -N"
+            : null;
 
     private bool TryGetSymbolExact(string name, out KernelSymbol symbol)
     {

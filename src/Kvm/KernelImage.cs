@@ -1,8 +1,10 @@
 using System.Globalization;
 using Kvm.Images;
 using Kvm.Images.FreeBsd;
+using Kvm.Linux;
 using Kvm.Memory;
 using Kvm.Symbols;
+using Kvm.Types;
 
 namespace Kvm;
 
@@ -125,6 +127,7 @@ public sealed partial class KernelImage : IDisposable
 
         var memory = new KernelMemory(image, layout, options.Cache, live);
         string? kallsymsError = null;
+        KernelDataScanner.Result? scanned = null;
         if (namelists.Count == 0 && vmcoreInfo is not null)
         {
             // No namelist given: the kernel's own kallsyms tables, located by VMCOREINFO (Linux 6.0+), give every
@@ -133,6 +136,11 @@ public sealed partial class KernelImage : IDisposable
             {
                 kallsyms!.RelocationBase = RelocationFloor(layout);
                 namelists.Add(kallsyms);
+                scanned = ScanForKernelData(kallsyms, memory, layout, options);
+                if (scanned?.Symbols.Count > 0)
+                {
+                    namelists.Add(new SymbolTable("found by scanning the kernel image (kallsyms lists functions only)", NamelistKind.KernelScan, scanned.Symbols) { RelocationBase = RelocationFloor(layout) });
+                }
             }
         }
 
@@ -143,7 +151,24 @@ public sealed partial class KernelImage : IDisposable
             namelists.Add(fromInfo);
         }
 
-        return new KernelImage(image, memory, namelists, vmcoreInfo, live, options) { KallsymsError = kallsymsError };
+        return new KernelImage(image, memory, namelists, vmcoreInfo, live, options) { KallsymsError = kallsymsError, ScannedTypes = scanned?.Types };
+    }
+
+    /// <summary>
+    /// A kernel whose kallsyms lists functions only (no CONFIG_KALLSYMS_ALL: Debian's arm64 and 686 kernels) gives a
+    /// bare dump no data symbols: its BTF and init_task are then found by their contents (<see cref="KernelDataScanner"/>),
+    /// so processes work without a System.map. Null when kallsyms lists data symbols and nothing needs finding.
+    /// </summary>
+    private static KernelDataScanner.Result? ScanForKernelData(SymbolTable kallsyms, KernelMemory memory, KernelLayout layout, KernelImageOptions options)
+    {
+        if (kallsyms.TryLookup("init_task", out _) || !kallsyms.TryLookup("_etext", out var etext))
+        {
+            return null;
+        }
+
+        // BTF given from outside (a kernel built without it) tells init_task's layout; it is loaded here once and kept.
+        var given = options.Btf is { } path ? TypeCatalog.Load(path, options.Limits) : null;
+        return KernelDataScanner.Scan((a, b) => memory.ReadVirtual(a, b, out _), etext.Address, layout.PointerSize, options.Limits, given);
     }
 
     private static void CheckArchitecture(DumpImage image)
@@ -274,6 +299,9 @@ public sealed partial class KernelImage : IDisposable
     /// older than 6.0 whose VMCOREINFO does not locate them), or null.
     /// </summary>
     public string? KallsymsError { get; private init; }
+
+    /// <summary>The BTF found by scanning the kernel image at open (a bare dump whose kallsyms lists functions only), or null.</summary>
+    private TypeCatalog? ScannedTypes { get; init; }
 
     /// <summary>The kernel layout: paging mode, page-table root, KASLR offset, phys_base, direct map.</summary>
     public KernelLayout Layout => _memory.Layout!;

@@ -8,7 +8,7 @@ namespace Kvm.IntegrationTests;
 /// </summary>
 public sealed class CpuTimeTests
 {
-    public static IEnumerable<object[]> DumpsBothWays() => ProcessTests.DumpsBothWays();
+    public static IEnumerable<object[]> DumpsBothWays() => DumpLab.AllDumpsBothWays();
 
     [LabTheory]
     [MemberData(nameof(DumpsBothWays))]

@@ -65,13 +65,21 @@ public static class DumpLab
     /// <summary>
     /// Every single-file dump of every architecture, with the System.map (true) and — where the kernel's own kallsyms
     /// lists data symbols too (CONFIG_KALLSYMS_ALL, Debian's x86-64 kernel) — also with no namelist at all (false):
-    /// (variant, file name, with System.map). Debian's arm64 and i386 kernels list functions only, so init_task,
-    /// avenrun or swap_info are not in a bare dump of theirs (<see cref="LabVariant.KallsymsListsData"/>).
+    /// (variant, file name, with System.map). Debian's arm64 and i386 kernels list functions only, so avenrun or
+    /// swap_info are not in a bare dump of theirs (<see cref="LabVariant.KallsymsListsData"/>).
     /// </summary>
     public static IEnumerable<object[]> AllDumpsBothWays() =>
         AllArchitectureDumps().SelectMany(d => Variant((string)d[0]).KallsymsListsData
             ? new[] { new object[] { d[0], d[1], true }, new object[] { d[0], d[1], false } }
             : [new object[] { d[0], d[1], true }]);
+
+    /// <summary>
+    /// Every single-file dump of every architecture with and without the System.map: (variant, file name, with
+    /// System.map). For what needs only the BTF and <c>init_task</c> (processes, threads, argv, files), which a bare
+    /// dump of a kernel whose kallsyms lists functions only still gives: they are found by scanning the image.
+    /// </summary>
+    public static IEnumerable<object[]> AllDumpsWithAndWithoutSystemMap() =>
+        AllArchitectureDumps().SelectMany(d => new[] { new object[] { d[0], d[1], true }, new object[] { d[0], d[1], false } });
 
     private static IEnumerable<object[]> DumpsOf(IEnumerable<LabVariant> variants) =>
         variants.SelectMany(v => v.Dumps.Where(d => d.SplitSet is null).Select(d => new object[] { v.Name, d.Name }));
@@ -171,6 +179,26 @@ public sealed class LabVariant
             : TruthSymbol(name);
 
     public LabDump Dump(string name) => Dumps.First(d => d.Name == name);
+
+    /// <summary>
+    /// A symbol's run-time address from the variant's link-time System.map plus the guest's KASLR offset (arm64 and
+    /// i386: Debian's -dbg map, whose addresses truth.json's "systemMapCheck" found to agree with the guest's kallsyms).
+    /// </summary>
+    public ulong MapSymbolAddress(string name)
+    {
+        foreach (string line in File.ReadLines(SystemMap))
+        {
+            var f = line.Split(' ');
+            if (f.Length == 3 && f[2] == name)
+            {
+                ulong link = ulong.Parse(f[0], System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);
+                ulong address = unchecked(link + (ulong)KaslrOffset);
+                return Architecture == "i386" ? address & uint.MaxValue : address;
+            }
+        }
+
+        throw new InvalidOperationException($"{SystemMap}: no {name}");
+    }
 
     /// <summary>
     /// The text of the first line of the guest's dmesg, without its timestamp: "Linux version …" on x86, "Booting Linux

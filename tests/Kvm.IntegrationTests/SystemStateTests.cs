@@ -3,12 +3,13 @@ using System.Globalization;
 namespace Kvm.IntegrationTests;
 
 /// <summary>
-/// Issue 4 on real dumps: load average, uptime, swap areas, open files, the kernel log and CPUs against what the
-/// guest recorded, with the variant's System.map and with no namelist at all.
+/// Issue 4 on real dumps of every architecture: load average, uptime, swap areas, open files, the kernel log and CPUs
+/// against what the guest recorded, with the variant's System.map and with no namelist at all (open files and the log
+/// on every bare dump; the rest where the kernel's kallsyms lists data symbols).
 /// </summary>
 public sealed class SystemStateTests
 {
-    public static IEnumerable<object[]> DumpsBothWays() => ProcessTests.DumpsBothWays();
+    public static IEnumerable<object[]> DumpsBothWays() => DumpLab.AllDumpsBothWays();
 
     [LabTheory]
     [MemberData(nameof(DumpsBothWays))]
@@ -65,7 +66,7 @@ public sealed class SystemStateTests
     }
 
     [LabTheory]
-    [MemberData(nameof(DumpsBothWays))]
+    [MemberData(nameof(ProcessTests.DumpsBothWays), MemberType = typeof(ProcessTests))]
     public void OpenFiles_EqualProcFd(string variant, string name, bool systemMap)
     {
         var v = DumpLab.Variant(variant);
@@ -86,7 +87,7 @@ public sealed class SystemStateTests
     }
 
     [LabTheory]
-    [MemberData(nameof(DumpsBothWays))]
+    [MemberData(nameof(ProcessTests.DumpsBothWays), MemberType = typeof(ProcessTests))]
     public void KernelLog_HoldsEveryLineOfTheGuestDmesgInOrder(string variant, string name, bool systemMap)
     {
         var v = DumpLab.Variant(variant);
@@ -156,7 +157,7 @@ public sealed class DumpTypeTests
 
         if (!systemMap)
         {
-            Assert.Contains(image.Namelists, n => n.Kind == NamelistKind.KernelMemory && n.SymbolCount > 50_000);
+            Assert.Contains(image.Namelists, n => n.Kind == NamelistKind.KernelMemory && n.SymbolCount > 40_000);
         }
 
         if (image.VmcoreInfo is null)

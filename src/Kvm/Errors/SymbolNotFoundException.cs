@@ -5,7 +5,13 @@ public sealed class SymbolNotFoundException : KvmException
 {
     /// <summary>Creates the exception for <paramref name="symbolName"/>.</summary>
     public SymbolNotFoundException(string symbolName)
-        : base(KvmErrorCode.SymbolNotFound, $"symbol not found: {symbolName}")
+        : this(symbolName, null)
+    {
+    }
+
+    /// <summary>Creates the exception for <paramref name="symbolName"/>, with <paramref name="hint"/> (what would provide it) appended when not null.</summary>
+    public SymbolNotFoundException(string symbolName, string? hint)
+        : base(KvmErrorCode.SymbolNotFound, hint is null ? $"symbol not found: {symbolName}" : $"symbol not found: {symbolName} ({hint})")
     {
         SymbolName = symbolName;
     }

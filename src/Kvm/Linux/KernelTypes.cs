@@ -12,17 +12,18 @@ internal sealed class KernelTypes : IKernelTypes
     private readonly TypeCatalog? _btf;
     private readonly VmcoreInfo? _info;
 
-    /// <summary>Combines the sources.</summary>
-    public KernelTypes(TypeCatalog? btf, VmcoreInfo? info)
+    /// <summary>Combines the sources; <paramref name="whyNoBtf"/> says why there is no BTF, for the error messages.</summary>
+    public KernelTypes(TypeCatalog? btf, VmcoreInfo? info, string? whyNoBtf = null)
     {
         _btf = btf;
         _info = info;
+        string noBtf = whyNoBtf is null ? "no BTF" : whyNoBtf;
         Source = (btf, info) switch
         {
             (not null, not null) => $"BTF from {btf.Source}, then VMCOREINFO",
             (not null, null) => $"BTF from {btf.Source}",
-            (null, not null) => "VMCOREINFO only (no BTF)",
-            _ => "none",
+            (null, not null) => $"VMCOREINFO only; {noBtf}",
+            _ => $"none; {noBtf}",
         };
     }
 

@@ -59,7 +59,10 @@ internal sealed class LinuxKernel
     public ulong? Symbol(string name) => _symbol(name);
 
     /// <summary>Looks up a symbol or throws <see cref="SymbolNotFoundException"/>.</summary>
-    public ulong RequireSymbol(string name) => _symbol(name) ?? throw new SymbolNotFoundException(name);
+    public ulong RequireSymbol(string name) => _symbol(name) ?? throw new SymbolNotFoundException(name, MissingSymbolHint);
+
+    /// <summary>Appended to a missing symbol's error: what would provide it (a System.map when kallsyms lists functions only), or null.</summary>
+    public string? MissingSymbolHint { get; init; }
 
     /// <summary>Reads bytes or throws a fault that names <paramref name="what"/>.</summary>
     public void ReadExactly(ulong address, Span<byte> buffer, string what)

@@ -50,7 +50,8 @@ internal sealed class SystemWalker
     private (long Mono, long Boot, long Wall) ReadTimekeeper()
     {
         var t = _k.Types;
-        if (_k.Symbol(KernelGlobals.TkCore.Name) is { } tkCore && t.TryGetField("timekeeper.tkr_mono", out var tkrMono) &&
+        ulong tkCore = _k.RequireSymbol(KernelGlobals.TkCore.Name);
+        if (t.TryGetField("timekeeper.tkr_mono", out var tkrMono) &&
             t.TryGetField("tk_read_base.base", out var monoBase) && t.TryGetField("timekeeper.offs_boot", out var offsBoot) &&
             t.TryGetField("timekeeper.xtime_sec", out var xtimeSec))
         {

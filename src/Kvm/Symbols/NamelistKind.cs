@@ -19,6 +19,12 @@ public enum NamelistKind
     KernelMemory,
 
     /// <summary>
+    /// Symbols found by recognizing what they point at in the image (the BTF header, <c>init_task</c>) when kallsyms
+    /// lists functions only: runtime addresses.
+    /// </summary>
+    KernelScan,
+
+    /// <summary>
     /// A FreeBSD kernel (<c>/boot/kernel/kernel</c>, or <c>kernel.debug</c>) with its ELF .symtab: the addresses the
     /// kernel runs at, as FreeBSD kernels on amd64, arm64 and i386 are not relocated.
     /// </summary>
