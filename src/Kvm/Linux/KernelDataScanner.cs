@@ -33,6 +33,9 @@ internal static class KernelDataScanner
 
     private const int BlockBytes = 64 << 10;
 
+    // The smallest page: a failed read skips this much (larger granules just take a few more reads).
+    private const int PageBytes = 4096;
+
     // struct btf_header (include/uapi/linux/btf.h): magic 0xeB9F, version 1, flags 0, hdr_len 24, little-endian.
     private static readonly byte[] s_btfMagic = [0x9f, 0xeb, 0x01, 0x00, 0x18, 0x00, 0x00, 0x00];
     private static readonly byte[][] s_idleNames = ["swapper/0\0"u8.ToArray(), "swapper\0"u8.ToArray()];
@@ -56,20 +59,19 @@ internal static class KernelDataScanner
         var pendingIdle = new List<ulong>();
         ulong end = ulong.MaxValue - etext < WindowBytes ? ulong.MaxValue : etext + WindowBytes;
 
-        // Blocks overlap by a pattern's length so that a match across a block boundary is still seen.
+        // Blocks overlap by a pattern's length so that a match across a block boundary is still seen. A read stops at
+        // the first page it cannot read (unmapped, or excluded from a filtered dump): what came before it is searched,
+        // and the scan goes on at the page after it.
         const int overlap = 16;
         var block = new byte[BlockBytes + overlap];
-        for (ulong at = etext & ~(ulong)(BlockBytes - 1); at < end && (types is null || initTask is null); at += BlockBytes)
+        ulong at = etext & ~(ulong)(PageBytes - 1);
+        while (at < end && (types is null || initTask is null))
         {
-            int n = read(at, block);
-            if (n <= 0)
-            {
-                continue;
-            }
-
+            int n = Math.Max(read(at, block), 0);
+            int limit = n == block.Length ? BlockBytes : n;
             if (types is null)
             {
-                foreach (int offset in Matches(block, n, s_btfMagic, BlockBytes))
+                foreach (int offset in Matches(block, n, s_btfMagic, limit))
                 {
                     ulong address = at + (ulong)offset;
                     if (address % 4 == 0 && TryReadBtf(read, address, limits, out var catalog, out ulong length))
@@ -87,7 +89,7 @@ internal static class KernelDataScanner
             {
                 foreach (var name in s_idleNames)
                 {
-                    foreach (int offset in Matches(block, n, name, BlockBytes))
+                    foreach (int offset in Matches(block, n, name, limit))
                     {
                         pendingIdle.Add(at + (ulong)offset);
                     }
@@ -100,6 +102,8 @@ internal static class KernelDataScanner
                     pendingIdle.Clear();
                 }
             }
+
+            at = n == block.Length ? at + BlockBytes : ((at + (ulong)n) & ~(ulong)(PageBytes - 1)) + PageBytes;
         }
 
         if (initTask is { } found)

@@ -63,6 +63,9 @@ public sealed class FakeKernelObjects
         PrintkRing = Global("printk_rb_dynamic", L.SizeOf("printk_ringbuffer"));
         CpuPossibleMask = Global("__cpu_possible_mask", 8 * 128);
         TickNohzActive = Global("tick_nohz_active", 8);
+
+        // A function of kernel/time/tick-sched.c built only with CONFIG_NO_HZ_COMMON, as Debian's amd64/arm64 kernels are.
+        Global("tick_nohz_idle_enter", 8);
         SetCpus(1, 1, [InitTask]);
     }
 

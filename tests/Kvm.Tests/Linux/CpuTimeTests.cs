@@ -112,6 +112,23 @@ public sealed class CpuTimeTests : IClassFixture<FakeSystemFixture>
     }
 
     [Fact]
+    public void KernelWithoutNoHz_ReadsCpustat_WithNoNote()
+    {
+        // Debian's 686 kernels: no CONFIG_NO_HZ_COMMON, so neither tick_nohz_active nor tick_nohz_idle_enter exists and
+        // /proc/stat itself reads the tick-sampled cpustat: nothing is missing, so nothing is noted.
+        var sys = new FakeSystem();
+        sys.K.RemoveSymbol("tick_nohz_active");
+        sys.K.RemoveSymbol("tick_nohz_idle_enter");
+        using var fk = sys.Open();
+
+        var times = fk.Image.GetCpuTimes();
+
+        Assert.Equal(CpuIdleSource.CpuStat, times.IdleSource);
+        Assert.Null(times.Note);
+        Assert.Equal(4_000_000_000UL, times.Cpus[1].IoWait);
+    }
+
+    [Fact]
     public void Linux69Flags_IdleActiveIsTsFlagIdleActive_WhenTheBitfieldIsGone()
     {
         // 6.9 folded idle_active into tick_sched.flags. Here CPU 1's flags say busy while its old bitfield says idle:

@@ -1,0 +1,212 @@
+using System.Buffers.Binary;
+using System.Text;
+using Kvm.Linux;
+using Kvm.Testing;
+using Kvm.Types;
+
+namespace Kvm.Tests.Linux;
+
+/// <summary>
+/// <see cref="KernelDataScanner"/> on a sparse kernel image built here: the BTF header and init_task are recognized
+/// by the rules of include/uapi/linux/btf.h and of init_task itself (pid 0, no mm, a tasks list that points back),
+/// decoys are not, and unreadable blocks are skipped.
+/// </summary>
+public sealed class KernelDataScannerTests
+{
+    private const ulong Etext = 0xffff_8000_0900_0000;
+
+    // The layout the builder's task_struct has (offsets are what BtfBuilder is told, in bits below).
+    private const int PidOffset = 16;
+    private const int TgidOffset = 20;
+    private const int TasksOffset = 24;
+    private const int MmOffset = 40;
+    private const int CommOffset = 48;
+    private const int TaskSize = 64;
+
+    [Fact]
+    public void FindsBtfAndInitTask_AtTheirAddresses()
+    {
+        var memory = new SparseMemory();
+        byte[] btf = TaskBtf();
+        ulong btfAt = Etext + 0x4a_e4cc;
+        memory.Write(btfAt, btf);
+        ulong initTask = Etext + 0xfc_8d80;
+        ulong other = Etext + 0x100_0000;
+        WriteTask(memory, initTask, "swapper/0", pid: 0, mm: 0, next: other + TasksOffset, prev: other + TasksOffset);
+        WriteTask(memory, other, "init", pid: 1, mm: 0xffff_0000_1234_0000, next: initTask + TasksOffset, prev: initTask + TasksOffset);
+
+        var result = KernelDataScanner.Scan(memory.Read, Etext, 8, KvmLimits.Default);
+
+        Assert.NotNull(result.Types);
+        Assert.True(result.Types.TryGetSize("task_struct", out long size));
+        Assert.Equal(TaskSize, size);
+        Assert.Equal(btfAt, Symbol(result, "__start_BTF"));
+        Assert.Equal(btfAt + (ulong)btf.Length, Symbol(result, "__stop_BTF"));
+        Assert.Equal(initTask, Symbol(result, "init_task"));
+        Assert.All(result.Symbols, s => Assert.Equal("scan", s.Source));
+    }
+
+    [Fact]
+    public void Decoys_AreNotTakenForInitTask()
+    {
+        var memory = new SparseMemory();
+        memory.Write(Etext + 0x1000, TaskBtf());
+
+        // "swapper/0" as a plain string; a task with pid 0 whose list does not point back; an idle task of another
+        // CPU with an mm; then the real one.
+        memory.Write(Etext + 0x20_0000, Encoding.ASCII.GetBytes("swapper/0\0"));
+        ulong broken = Etext + 0x30_0000;
+        WriteTask(memory, broken, "swapper/0", pid: 0, mm: 0, next: Etext + 0x90_0000, prev: Etext + 0x90_0000);
+        ulong withMm = Etext + 0x40_0000;
+        WriteTask(memory, withMm, "swapper/0", pid: 0, mm: 0xffff_0000_0000_1000, next: withMm + TasksOffset, prev: withMm + TasksOffset);
+        ulong initTask = Etext + 0x50_0000;
+        WriteTask(memory, initTask, "swapper/0", pid: 0, mm: 0, next: initTask + TasksOffset, prev: initTask + TasksOffset);
+
+        var result = KernelDataScanner.Scan(memory.Read, Etext, 8, KvmLimits.Default);
+
+        Assert.Equal(initTask, Symbol(result, "init_task"));
+    }
+
+    [Fact]
+    public void MatchesAcrossBlockBoundaries_AndUnreadableBlocks_AreHandled()
+    {
+        var memory = new SparseMemory();
+
+        // The BTF header starts 4 bytes before a 64 KiB boundary; an unreadable 1 MiB lies before it.
+        ulong btfAt = Etext + 0x20_0000 - 4;
+        memory.Write(btfAt, TaskBtf());
+
+        // init_task's comm straddles the next 64 KiB boundary.
+        ulong initTask = Etext + 0x30_0000 - CommOffset - 3;
+        initTask &= ~7UL;
+        WriteTask(memory, initTask, "swapper", pid: 0, mm: 0, next: initTask + TasksOffset, prev: initTask + TasksOffset);
+
+        var result = KernelDataScanner.Scan(memory.Read, Etext, 8, KvmLimits.Default);
+
+        Assert.Equal(btfAt, Symbol(result, "__start_BTF"));
+        Assert.Equal(initTask, Symbol(result, "init_task"));
+    }
+
+    [Fact]
+    public void BadBtfHeaders_AreSkipped_AndNothingFound_GivesNoSymbols()
+    {
+        var memory = new SparseMemory();
+        byte[] good = TaskBtf();
+
+        // The magic with the strings not right after the types; then a BTF that parses but has no task_struct.
+        byte[] misplaced = (byte[])good.Clone();
+        BinaryPrimitives.WriteUInt32LittleEndian(misplaced.AsSpan(16), BinaryPrimitives.ReadUInt32LittleEndian(good.AsSpan(16)) + 4);
+        memory.Write(Etext + 0x1000, misplaced);
+        var other = new BtfBuilder();
+        other.Int("int", 4, 32, signed: true);
+        memory.Write(Etext + 0x8000, other.Build());
+
+        var result = KernelDataScanner.Scan(memory.Read, Etext, 8, KvmLimits.Default);
+
+        Assert.Null(result.Types);
+        Assert.Empty(result.Symbols);
+    }
+
+    [Fact]
+    public void GivenTypes_FindInitTaskInA32BitKernel()
+    {
+        var memory = new SparseMemory();
+        var types = TypeCatalog.Parse(TaskBtf(pointerSize: 4), "test");
+        const ulong etext = 0xc191_bc80;
+        ulong initTask = 0xc1c4_44c0;
+        Write32Task(memory, initTask, "swapper/0", next: initTask + 12, prev: initTask + 12);
+
+        var result = KernelDataScanner.Scan(memory.Read, etext, 4, KvmLimits.Default, types);
+
+        Assert.Same(types, result.Types);
+        Assert.Equal(initTask, Symbol(result, "init_task"));
+        Assert.DoesNotContain(result.Symbols, s => s.Name == "__start_BTF");
+    }
+
+    private static ulong Symbol(KernelDataScanner.Result result, string name) => Assert.Single(result.Symbols, s => s.Name == name).Address;
+
+    /// <summary>A task_struct with pid, tgid, tasks (list_head), mm and comm[16] at the offsets above (or the 32-bit ones).</summary>
+    private static byte[] TaskBtf(int pointerSize = 8)
+    {
+        var b = new BtfBuilder();
+        int i32 = b.Int("int", 4, 32, signed: true);
+        int ch = b.Int("char", 1, 8, signed: true, isChar: true);
+        int list = b.Forward("list_head");
+        int listPtr = b.Pointer(list);
+        int listHead = b.Struct("list_head", 2 * pointerSize, ("next", listPtr, 0, 0), ("prev", listPtr, pointerSize * 8, 0));
+        int mmPtr = b.Pointer(b.Forward("mm_struct"));
+        int comm = b.Array(ch, i32, 16);
+        if (pointerSize == 8)
+        {
+            b.Struct("task_struct", TaskSize, ("pid", i32, PidOffset * 8, 0), ("tgid", i32, TgidOffset * 8, 0), ("tasks", listHead, TasksOffset * 8, 0), ("mm", mmPtr, MmOffset * 8, 0), ("comm", comm, CommOffset * 8, 0));
+        }
+        else
+        {
+            // i386: pid 4, tgid 8, tasks 12, mm 20, comm 24.
+            b.Struct("task_struct", 40, ("pid", i32, 32, 0), ("tgid", i32, 64, 0), ("tasks", listHead, 96, 0), ("mm", mmPtr, 160, 0), ("comm", comm, 192, 0));
+        }
+
+        return b.Build();
+    }
+
+    private static void WriteTask(SparseMemory memory, ulong task, string comm, int pid, ulong mm, ulong next, ulong prev)
+    {
+        var t = new byte[TaskSize];
+        BinaryPrimitives.WriteInt32LittleEndian(t.AsSpan(PidOffset), pid);
+        BinaryPrimitives.WriteInt32LittleEndian(t.AsSpan(TgidOffset), pid);
+        BinaryPrimitives.WriteUInt64LittleEndian(t.AsSpan(TasksOffset), next);
+        BinaryPrimitives.WriteUInt64LittleEndian(t.AsSpan(TasksOffset + 8), prev);
+        BinaryPrimitives.WriteUInt64LittleEndian(t.AsSpan(MmOffset), mm);
+        Encoding.ASCII.GetBytes(comm).CopyTo(t.AsSpan(CommOffset));
+        memory.Write(task, t);
+    }
+
+    private static void Write32Task(SparseMemory memory, ulong task, string comm, ulong next, ulong prev)
+    {
+        var t = new byte[40];
+        BinaryPrimitives.WriteUInt32LittleEndian(t.AsSpan(12), (uint)next);
+        BinaryPrimitives.WriteUInt32LittleEndian(t.AsSpan(16), (uint)prev);
+        Encoding.ASCII.GetBytes(comm).CopyTo(t.AsSpan(24));
+        memory.Write(task, t);
+    }
+
+    /// <summary>Kernel virtual memory of 4 KiB pages: what was written reads back; every other page is unreadable.</summary>
+    private sealed class SparseMemory
+    {
+        private readonly Dictionary<ulong, byte[]> _pages = [];
+
+        public void Write(ulong address, ReadOnlySpan<byte> bytes)
+        {
+            for (int i = 0; i < bytes.Length; i++)
+            {
+                ulong a = address + (ulong)i;
+                if (!_pages.TryGetValue(a & ~4095UL, out var page))
+                {
+                    _pages[a & ~4095UL] = page = new byte[4096];
+                }
+
+                page[a & 4095] = bytes[i];
+            }
+        }
+
+        /// <summary>Reads up to the first page that is not there, as a kernel-memory read does.</summary>
+        public int Read(ulong address, Span<byte> buffer)
+        {
+            int done = 0;
+            while (done < buffer.Length)
+            {
+                ulong a = address + (ulong)done;
+                if (!_pages.TryGetValue(a & ~4095UL, out var page))
+                {
+                    break;
+                }
+
+                int n = Math.Min(buffer.Length - done, 4096 - (int)(a & 4095));
+                page.AsSpan((int)(a & 4095), n).CopyTo(buffer[done..]);
+                done += n;
+            }
+
+            return done;
+        }
+    }
+}
