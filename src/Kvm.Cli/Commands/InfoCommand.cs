@@ -117,7 +117,6 @@ internal static class InfoCommand
         o.WriteLine($"format          {FormatName(image.Format)} ({image.FormatDescription}){(image.IsFlattened ? ", flattened" : string.Empty)}");
         o.WriteLine($"files           {string.Join(' ', image.Files)}");
         o.WriteLine($"compression     {compression}");
-        o.WriteLine($"os              Linux");
         o.WriteLine($"arch            {image.Architecture}");
         o.WriteLine($"release         {image.Release ?? "(unknown)"}");
         o.WriteLine($"page size       {image.PageSize}");

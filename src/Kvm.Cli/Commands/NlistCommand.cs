@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.CommandLine;
 
 namespace Kvm.Cli.Commands;
@@ -45,9 +46,11 @@ internal static class NlistCommand
         }
         else
         {
+            // As nm prints them: as many hex digits as the kernel's pointers have (8 on i386).
+            int digits = image.PointerSize * 2;
             foreach (var r in results)
             {
-                ctx.Out.WriteLine(r.Found ? $"{r.Symbol.Address:x16} {r.Symbol.Type} {r.Name}" : $"{"",16} ? {r.Name} (not found)");
+                ctx.Out.WriteLine(r.Found ? $"{r.Symbol.Address.ToString($"x{digits}", CultureInfo.InvariantCulture)} {r.Symbol.Type} {r.Name}" : $"{new string(' ', digits)} ? {r.Name} (not found)");
             }
         }
 
