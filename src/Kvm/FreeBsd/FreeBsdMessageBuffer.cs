@@ -15,8 +15,7 @@ namespace Kvm.FreeBsd;
 /// with <c>-a</c> only). A missing final newline is added. A line starting <c>&lt;N&gt;</c> (N decimal, what
 /// <c>log(9)</c> and <c>msglogchar</c> write, sys/kern/subr_prf.c) loses that prefix; N gives the record's level
 /// (<c>LOG_PRI</c>) and facility (<c>LOG_FAC</c>, sys/sys/syslog.h), and a facility other than <c>LOG_KERN</c> hides
-/// the line from dmesg without <c>-a</c>. FreeBSD kernels before 8 kept a write index, <c>msg_bufx</c>, instead of
-/// sequence numbers; it is read when the CTF has no <c>msg_wseq</c>.
+/// the line from dmesg without <c>-a</c>.
 /// </remarks>
 internal static class FreeBsdMessageBuffer
 {
@@ -62,38 +61,20 @@ internal static class FreeBsdMessageBuffer
         }
 
         var warnings = new List<string>();
-        long position, writeSequence, sequenceModulus;
-        if (k.Types.TryGetMember("msgbuf.msg_wseq", out var wseqMember))
+        long writeSequence = k.Int(msgbuf, "msgbuf.msg_wseq") & 0xffffffff;
+        long sequenceModulus = k.Types.TryGetMember("msgbuf.msg_seqmod", out var seqmodMember) ? k.Int(msgbuf, seqmodMember) & 0xffffffff : size * SequenceFactor;
+        if (sequenceModulus != size * SequenceFactor)
         {
-            writeSequence = k.Int(msgbuf, wseqMember) & 0xffffffff;
-            sequenceModulus = k.Types.TryGetMember("msgbuf.msg_seqmod", out var seqmodMember) ? k.Int(msgbuf, seqmodMember) & 0xffffffff : size * SequenceFactor;
-            if (sequenceModulus != size * SequenceFactor)
-            {
-                warnings.Add($"msg_seqmod is {sequenceModulus}, not SEQMOD(msg_size) = {size * SequenceFactor}; sequence numbers are taken modulo SEQMOD");
-                sequenceModulus = size * SequenceFactor;
-            }
-
-            if (writeSequence >= sequenceModulus)
-            {
-                warnings.Add($"msg_wseq {writeSequence} is not below SEQMOD(msg_size) = {sequenceModulus}");
-            }
-
-            position = writeSequence % size;
-        }
-        else
-        {
-            // FreeBSD 7 and older: msg_bufx is the write index itself; dmesg took 0 when it was out of range.
-            position = k.Int(msgbuf, "msgbuf.msg_bufx") & 0xffffffff;
-            if (position >= size)
-            {
-                warnings.Add($"msg_bufx {position} is not below msg_size {size}; the ring is read from its start");
-                position = 0;
-            }
-
-            writeSequence = position;
-            sequenceModulus = size;
+            warnings.Add($"msg_seqmod is {sequenceModulus}, not SEQMOD(msg_size) = {size * SequenceFactor}; sequence numbers are taken modulo SEQMOD");
+            sequenceModulus = size * SequenceFactor;
         }
 
+        if (writeSequence >= sequenceModulus)
+        {
+            warnings.Add($"msg_wseq {writeSequence} is not below SEQMOD(msg_size) = {sequenceModulus}");
+        }
+
+        long position = writeSequence % size;
         var bytes = new byte[size];
         int n = k.Read(ring, bytes);
         if (n != bytes.Length)

@@ -50,6 +50,9 @@ public sealed class FreeBsdSystemState
     /// <summary>A <c>msg_size</c> to write instead of <see cref="RingSize"/>.</summary>
     public uint? SizeField { get; init; }
 
+    /// <summary>A <c>msg_seqmod</c> to write instead of <c>SEQMOD(size)</c>, 16 × <see cref="RingSize"/>.</summary>
+    public uint? SeqmodField { get; init; }
+
     /// <summary>Writes <c>msg_ptr</c> as NULL.</summary>
     public bool NullRingPointer { get; init; }
 
@@ -135,7 +138,7 @@ public sealed class FreeBsdSystemState
         U32(MsgbufAddress + 12, SizeField ?? (uint)RingSize);
         U32(MsgbufAddress + 16, wseq);
         U32(MsgbufAddress + 20, 0);
-        U32(MsgbufAddress + 28, (uint)RingSize * 16);
+        U32(MsgbufAddress + 28, SeqmodField ?? (uint)RingSize * 16);
         U32(MsgbufAddress + 32, 0xffffffff);
 
         // struct loadavg averunnable (sys/sys/resource.h) and int fscale.

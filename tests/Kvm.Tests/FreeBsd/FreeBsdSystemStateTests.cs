@@ -115,6 +115,15 @@ public sealed unsafe class FreeBsdSystemStateTests
     }
 
     [Fact]
+    public void KernelLog_AnInconsistentSeqmod_IsAWarning_AndTheLinesAreStillRead()
+    {
+        using var o = new Opened(new FreeBsdSystemState { SeqmodField = 1000 });
+        var log = o.Image.ReadKernelLog();
+        Assert.Equal("msg_seqmod is 1000, not SEQMOD(msg_size) = 4096; sequence numbers are taken modulo SEQMOD", Assert.Single(log.Warnings));
+        Assert.Equal(o.State.Text.Split('\n')[..^1].Select(FreeBsdSystemState.StripPriority), log.Records.Select(r => r.Text));
+    }
+
+    [Fact]
     public void KernelLog_SizeBeyondTheLimit_NullPointers_AndNoMsgbufp_AreClearErrors()
     {
         using (var o = new Opened(limits: new KvmLimits { MaxKernelLogBytes = 128 }))
