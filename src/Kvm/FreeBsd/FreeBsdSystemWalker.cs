@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+
 namespace Kvm.FreeBsd;
 
 /// <summary>
@@ -101,7 +103,7 @@ internal sealed class FreeBsdSystemWalker
         var cpus = new List<CpuInfo>(max);
         for (int cpu = 0; cpu < max; cpu++)
         {
-            ulong pcpu = _k.PointerSize == 8 ? BitConverter.ToUInt64(pointers, cpu * 8) : BitConverter.ToUInt32(pointers, cpu * 4);
+            ulong pcpu = _k.PointerSize == 8 ? BinaryPrimitives.ReadUInt64LittleEndian(pointers.AsSpan(cpu * 8)) : BinaryPrimitives.ReadUInt32LittleEndian(pointers.AsSpan(cpu * 4));
             bool listed = allCpus is null || (cpu >> 3 < allCpus.Length && (allCpus[cpu >> 3] & (1 << (cpu & 7))) != 0);
             if (pcpu == 0 || !listed)
             {
