@@ -17,16 +17,20 @@ public sealed partial class KernelImage
     /// </summary>
     /// <remarks>
     /// A FreeBSD image supports memory (reads, translation, <see cref="EnumeratePages"/>), symbols from the kernel's
-    /// ELF symbol table, <see cref="Release"/> and <see cref="ReadBanner"/>. The walkers that read Linux structures
-    /// (processes, swap, files, the kernel log, CPUs, clocks, load) refuse it with a <see cref="KvmException"/>
-    /// (<see cref="KvmErrorCode.NotSupported"/>) that says so. Processes are listed from <c>allproc</c> when the kernel's
-    /// CTF is at hand (the kernel given as namelist carries it): <see cref="GetProcesses"/>.
+    /// ELF symbol table, <see cref="Release"/> and <see cref="ReadBanner"/>. With the kernel's CTF at hand (the kernel
+    /// given as namelist carries it), the FreeBSD walkers read, as FreeBSD's own tools do from a core: processes from
+    /// <c>allproc</c> (<see cref="GetProcesses"/>), the message buffer (<see cref="ReadKernelLog"/>), the load average
+    /// (<see cref="GetLoadAverage"/>), the CPUs (<see cref="GetCpus"/>) and the clocks (<see cref="GetClock"/>). The
+    /// walkers that read Linux structures only (swap, files, CPU times, per-CPU addresses) refuse it with a
+    /// <see cref="KvmException"/> (<see cref="KvmErrorCode.NotSupported"/>) that says so.
     /// </remarks>
     public KernelOperatingSystem OperatingSystem { get; private init; }
 
     private FreeBsdDumpInfo? FreeBsdInfo { get; init; }
 
     private FreeBsdProcessWalker? _freeBsdProcesses;
+    private FreeBsdSystemWalker? _freeBsdSystem;
+    private FreeBsdKernelReader? _freeBsdKernel;
 
     /// <summary>
     /// Decides whether the image is FreeBSD's: the image says so (minidump, dump-device header, ELF full dump), or
@@ -144,12 +148,34 @@ public sealed partial class KernelImage
 
     private FreeBsdProcessWalker FreeBsdProcesses()
     {
-        var types = Types ?? throw new KvmException(KvmErrorCode.KernelType, $"{_image.Files[0]}: FreeBSD process listing needs the kernel's CTF: {TypeInformationError}");
+        var kernel = FreeBsdKernel("FreeBSD process listing");
         lock (_linuxLock)
         {
-            return _freeBsdProcesses ??= new FreeBsdProcessWalker((a, b) => _memory.ReadVirtual(a, b, out _), name => TryGetSymbol(name, out var s) ? s.Address : null, types, _options.Limits);
+            return _freeBsdProcesses ??= new FreeBsdProcessWalker(kernel);
         }
     }
+
+    private FreeBsdSystemWalker FreeBsdSystem(string what)
+    {
+        var kernel = FreeBsdKernel(what);
+        lock (_linuxLock)
+        {
+            return _freeBsdSystem ??= new FreeBsdSystemWalker(kernel);
+        }
+    }
+
+    /// <summary>The kernel's memory, symbols and CTF for the FreeBSD walkers; <paramref name="what"/> names the caller in the error when the CTF is missing.</summary>
+    private FreeBsdKernelReader FreeBsdKernel(string what)
+    {
+        var types = Types ?? throw new KvmException(KvmErrorCode.KernelType, $"{_image.Files[0]}: {what} needs the kernel's CTF: {TypeInformationError}");
+        lock (_linuxLock)
+        {
+            return _freeBsdKernel ??= new FreeBsdKernelReader((a, b) => _memory.ReadVirtual(a, b, out _), name => TryGetSymbol(name, out var s) ? s.Address : null, types, _options.Limits);
+        }
+    }
+
+    /// <summary><c>dmesg -M core -N kernel</c>: the message buffer behind <c>msgbufp</c>, a record per line.</summary>
+    private KernelLogContents ReadFreeBsdKernelLog() => FreeBsdMessageBuffer.Read(FreeBsdKernel("the FreeBSD message buffer (msgbufp)"));
 
     private void ThrowIfFreeBsd(string what)
     {

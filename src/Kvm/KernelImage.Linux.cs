@@ -137,24 +137,42 @@ public sealed partial class KernelImage
         }
     }
 
-    /// <summary>Reads the load average (<c>avenrun</c>).</summary>
+    /// <summary>Reads the load average (<c>avenrun</c>; FreeBSD: <c>averunnable</c> and <c>fscale</c>, as kvm_getloadavg.c).</summary>
     public LoadAverage GetLoadAverage()
     {
         ThrowIfDisposed();
+        if (OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            return FreeBsdSystem("the FreeBSD load average (averunnable)").LoadAverage();
+        }
+
         return SystemState().LoadAverage();
     }
 
-    /// <summary>Reads the kernel's clocks: uptime, wall time and boot time.</summary>
+    /// <summary>Reads the kernel's clocks: uptime, wall time and boot time (FreeBSD: <c>time_uptime</c>, <c>time_second</c>, the boot time of <c>timehands</c>).</summary>
     public KernelClock GetClock()
     {
         ThrowIfDisposed();
+        if (OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            return FreeBsdSystem("the FreeBSD clocks (time_uptime)").Clock();
+        }
+
         return SystemState().Clock();
     }
 
-    /// <summary>Reads the CPUs: count, online mask, per-CPU offsets and the task current on each.</summary>
+    /// <summary>
+    /// Reads the CPUs: count, online mask, per-CPU offsets and the task current on each (FreeBSD: <c>mp_maxcpus</c>,
+    /// <c>mp_ncpus</c>, <c>all_cpus</c> and each <c>struct pcpu</c> of <c>cpuid_to_pcpu</c>, as kvm_pcpu.c).
+    /// </summary>
     public CpuSummary GetCpus()
     {
         ThrowIfDisposed();
+        if (OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            return FreeBsdSystem("the FreeBSD CPUs (cpuid_to_pcpu)").Cpus();
+        }
+
         return SystemState().Cpus();
     }
 
@@ -229,11 +247,20 @@ public sealed partial class KernelImage
 
     /// <summary>
     /// Reads the kernel log (what <c>dmesg</c> prints): the lockless printk ring (5.10+) or the older
-    /// <c>log_buf</c> layouts. Works from VMCOREINFO's printk keys alone, so no BTF is needed.
+    /// <c>log_buf</c> layouts. Works from VMCOREINFO's printk keys alone, so no BTF is needed. On FreeBSD, the
+    /// message buffer behind <c>msgbufp</c> (layout from the kernel's CTF), a record per line, oldest first, with no
+    /// timestamps (<see cref="KernelLogRecord.HasTimestamp"/>); the records dmesg(8) prints only with <c>-a</c> are
+    /// marked (<see cref="KernelLogRecord.IsShownByDefault"/>).
     /// </summary>
+    /// <exception cref="CorruptImageException">FreeBSD: the <c>struct msgbuf</c> is corrupt; the message names the field.</exception>
     public KernelLogContents ReadKernelLog()
     {
         ThrowIfDisposed();
+        if (OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            return ReadFreeBsdKernelLog();
+        }
+
         var types = Linux().Types;
         var log = PrintkLog.Read(
             (a, b) => _memory.ReadVirtual(a, b, out _),
@@ -436,7 +463,10 @@ public sealed partial class KernelImage
 
 /// <summary>The kernel log as read from the image.</summary>
 /// <param name="Records">The records, oldest first.</param>
-/// <param name="Layout">The printk buffer layout found (lockless ring, structured or plain <c>log_buf</c>).</param>
+/// <param name="Layout">
+/// The printk buffer layout found (lockless ring, structured or plain <c>log_buf</c>); on FreeBSD
+/// <c>FreeBSD msgbuf (N bytes, wrapped)</c> or <c>… not wrapped</c>.
+/// </param>
 /// <param name="Warnings">Records skipped or a ring found inconsistent, and why; empty when the read was clean.</param>
 public sealed record KernelLogContents(IReadOnlyList<KernelLogRecord> Records, string Layout, IReadOnlyList<string> Warnings);
 

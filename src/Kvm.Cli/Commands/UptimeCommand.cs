@@ -1,10 +1,14 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Numerics;
 using System.Text;
 
 namespace Kvm.Cli.Commands;
 
-/// <summary><c>kmem uptime</c>: how long the kernel had been up, and the load average, as uptime(1) prints them.</summary>
+/// <summary>
+/// <c>kmem uptime</c>: how long the kernel had been up, and the load average, as uptime(1) prints them (FreeBSD's
+/// usr.bin/w wording and <c>%.2f</c> averages on a FreeBSD image).
+/// </summary>
 internal static class UptimeCommand
 {
     /// <summary>The kernel's fixed-point scale for <c>avenrun</c> (<c>FIXED_1</c>, 11 fraction bits).</summary>
@@ -50,7 +54,16 @@ internal static class UptimeCommand
             return 0;
         }
 
-        ctx.Out.WriteLine($"up {FormatUptime(clock.Uptime)}, load average: {LoadAverage(load.One)}, {LoadAverage(load.Five)}, {LoadAverage(load.Fifteen)}");
+        if (image.OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            // usr.bin/w/w.c: "load averages:" and each average through "%.2f".
+            ctx.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"up {FormatUptime(clock.Uptime)}, load averages: {Printf2(load.One)}, {Printf2(load.Five)}, {Printf2(load.Fifteen)}"));
+        }
+        else
+        {
+            ctx.Out.WriteLine($"up {FormatUptime(clock.Uptime)}, load average: {LoadAverage(load.One)}, {LoadAverage(load.Five)}, {LoadAverage(load.Fifteen)}");
+        }
+
         if (clock.BootTime is { } boot)
         {
             ctx.Out.WriteLine($"booted {boot.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture)} UTC");
@@ -91,6 +104,50 @@ internal static class UptimeCommand
         }
 
         return s.ToString().TrimEnd(',', ' ');
+    }
+
+    /// <summary>
+    /// A non-negative finite value as C's <c>printf("%.2f")</c> prints it: the exact binary value rounded to two
+    /// decimals, a tie to even (what FreeBSD's libc does in the default rounding mode), not .NET's "F2".
+    /// </summary>
+    public static string Printf2(double value)
+    {
+        if (!double.IsFinite(value) || value < 0)
+        {
+            return value.ToString("F2", CultureInfo.InvariantCulture);
+        }
+
+        long bits = BitConverter.DoubleToInt64Bits(value);
+        int exponent = (int)((bits >> 52) & 0x7ff);
+        long mantissa = bits & 0xf_ffff_ffff_ffffL;
+        if (exponent == 0)
+        {
+            exponent = 1;
+        }
+        else
+        {
+            mantissa |= 1L << 52;
+        }
+
+        exponent -= 1075;
+        BigInteger numerator = mantissa * (BigInteger)100, denominator = BigInteger.One;
+        if (exponent > 0)
+        {
+            numerator <<= exponent;
+        }
+        else
+        {
+            denominator <<= -exponent;
+        }
+
+        var hundredths = BigInteger.DivRem(numerator, denominator, out var remainder);
+        var twice = remainder * 2;
+        if (twice > denominator || (twice == denominator && !hundredths.IsEven))
+        {
+            hundredths++;
+        }
+
+        return string.Create(CultureInfo.InvariantCulture, $"{hundredths / 100}.{(int)(hundredths % 100):D2}");
     }
 
     /// <summary>

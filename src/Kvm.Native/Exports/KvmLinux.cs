@@ -9,7 +9,8 @@ internal static unsafe class KvmLinux
 {
     /// <summary>
     /// <c>kvm_linux_dmesg(kd, lenp)</c>: the kernel log as dmesg(1) prints it, NUL-terminated, owned by the descriptor
-    /// until the next call or <c>kvm_close</c>; <c>*lenp</c> gets its length. NULL on error.
+    /// until the next call or <c>kvm_close</c>; <c>*lenp</c> gets its length. NULL on error. On a FreeBSD image, the
+    /// message buffer's lines as dmesg(8) prints them without <c>-a</c> (prefixes stripped, no vis(3) encoding).
     /// </summary>
     [UnmanagedCallersOnly(EntryPoint = "kvm_linux_dmesg")]
     public static nint Dmesg(nint kd, nuint* length)
@@ -28,7 +29,7 @@ internal static unsafe class KvmLinux
             }
 
             var text = new StringBuilder();
-            foreach (var record in log.Records)
+            foreach (var record in log.Records.Where(r => r.IsShownByDefault))
             {
                 text.Append(record.Format()).Append('\n');
             }

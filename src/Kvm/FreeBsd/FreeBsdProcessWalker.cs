@@ -31,29 +31,25 @@ internal sealed class FreeBsdProcessWalker
     private const int PrsNew = 0, PrsZombie = 2;
     private const int TdsCanRun = 2, TdsRunq = 3, TdsRunning = 4;
 
-    private readonly Func<ulong, byte[], int> _read;
-    private readonly Func<string, ulong?> _symbol;
+    private readonly FreeBsdKernelReader _k;
     private readonly TypeCatalog _types;
     private readonly KvmLimits _limits;
-    private readonly int _pointerSize;
 
-    public FreeBsdProcessWalker(Func<ulong, byte[], int> read, Func<string, ulong?> symbol, TypeCatalog types, KvmLimits limits)
+    public FreeBsdProcessWalker(FreeBsdKernelReader kernel)
     {
-        _read = read;
-        _symbol = symbol;
-        _types = types;
-        _limits = limits;
-        _pointerSize = types.PointerSize;
+        _k = kernel;
+        _types = kernel.Types;
+        _limits = kernel.Limits;
     }
 
     public ProcessList List(ProcessQuery query)
     {
-        ulong allproc = _symbol("allproc") ?? throw new SymbolNotFoundException("allproc");
+        ulong allproc = _k.RequireSymbol("allproc");
         var next = _types.GetMember("proc.p_list.le_next");
         var result = new List<KernelProcess>();
         var errors = new List<string>();
         var seen = new HashSet<ulong>();
-        ulong p = Pointer(allproc + (ulong)_types.GetMember("proclist.lh_first").Offset);
+        ulong p = _k.ReadPointer(allproc + (ulong)_types.GetMember("proclist.lh_first").Offset);
         while (p != 0)
         {
             if (!seen.Add(p) || seen.Count > _limits.MaxListEntries)
@@ -65,7 +61,7 @@ internal sealed class FreeBsdProcessWalker
             byte[] proc;
             try
             {
-                proc = ReadStruct("proc", p);
+                proc = _k.ReadStruct("proc", p);
             }
             catch (MemoryFaultException e)
             {
@@ -79,10 +75,10 @@ internal sealed class FreeBsdProcessWalker
             }
             catch (MemoryFaultException e)
             {
-                errors.Add($"struct proc at 0x{p:x} (pid {Int(proc, "proc.p_pid")}): {e.Message}");
+                errors.Add($"struct proc at 0x{p:x} (pid {_k.Int(proc, "proc.p_pid")}): {e.Message}");
             }
 
-            p = PointerAt(proc, next);
+            p = _k.PointerAt(proc, next);
         }
 
         return new ProcessList(result, errors);
@@ -90,50 +86,50 @@ internal sealed class FreeBsdProcessWalker
 
     private void AddProcess(ulong address, byte[] proc, ProcessQuery query, List<KernelProcess> result, List<string> errors)
     {
-        int pid = (int)Int(proc, "proc.p_pid");
-        long flags = Int(proc, "proc.p_flag");
+        int pid = (int)_k.Int(proc, "proc.p_pid");
+        long flags = _k.Int(proc, "proc.p_flag");
         var threads = Threads(proc, pid, errors);
 
         int ppid = 0;
-        if (Pointer(proc, "proc.p_pptr") is var parent && parent != 0)
+        if (_k.Pointer(proc, "proc.p_pptr") is var parent && parent != 0)
         {
-            ppid = (int)Int(ReadStruct("proc", parent), "proc.p_pid");
+            ppid = (int)_k.Int(_k.ReadStruct("proc", parent), "proc.p_pid");
         }
 
         int pgid = 0, sid = 0;
-        if (Pointer(proc, "proc.p_pgrp") is var pgrp && pgrp != 0)
+        if (_k.Pointer(proc, "proc.p_pgrp") is var pgrp && pgrp != 0)
         {
-            var group = ReadStruct("pgrp", pgrp);
-            pgid = (int)Int(group, "pgrp.pg_id");
-            if (Pointer(group, "pgrp.pg_session") is var session && session != 0)
+            var group = _k.ReadStruct("pgrp", pgrp);
+            pgid = (int)_k.Int(group, "pgrp.pg_id");
+            if (_k.Pointer(group, "pgrp.pg_session") is var session && session != 0)
             {
-                sid = (int)Int(ReadStruct("session", session), "session.s_sid");
+                sid = (int)_k.Int(_k.ReadStruct("session", session), "session.s_sid");
             }
         }
 
         uint[] uids = [0, 0, 0, 0];
         uint[] gids = [0, 0, 0, 0];
-        if (Pointer(proc, "proc.p_ucred") is var cred && cred != 0)
+        if (_k.Pointer(proc, "proc.p_ucred") is var cred && cred != 0)
         {
-            var ucred = ReadStruct("ucred", cred);
-            uint uid = (uint)Int(ucred, "ucred.cr_uid");
+            var ucred = _k.ReadStruct("ucred", cred);
+            uint uid = (uint)_k.Int(ucred, "ucred.cr_uid");
             uint gid = EffectiveGid(ucred);
-            uids = [(uint)Int(ucred, "ucred.cr_ruid"), uid, (uint)Int(ucred, "ucred.cr_svuid"), uid];
-            gids = [(uint)Int(ucred, "ucred.cr_rgid"), gid, (uint)Int(ucred, "ucred.cr_svgid"), gid];
+            uids = [(uint)_k.Int(ucred, "ucred.cr_ruid"), uid, (uint)_k.Int(ucred, "ucred.cr_svuid"), uid];
+            gids = [(uint)_k.Int(ucred, "ucred.cr_rgid"), gid, (uint)_k.Int(ucred, "ucred.cr_svgid"), gid];
         }
 
         ulong argStart = 0, argEnd = 0;
-        if (_types.TryGetMember("proc.p_args", out var argsMember) && PointerAt(proc, argsMember) is var pargs && pargs != 0)
+        if (_types.TryGetMember("proc.p_args", out var argsMember) && _k.PointerAt(proc, argsMember) is var pargs && pargs != 0)
         {
-            var args = ReadStruct("pargs", pargs);
+            var args = _k.ReadStruct("pargs", pargs);
             argStart = pargs + (ulong)_types.GetMember("pargs.ar_args").Offset;
-            argEnd = argStart + (ulong)Math.Min(Int(args, "pargs.ar_length") & 0xffffffff, _limits.MaxKernelObjectBytes);
+            argEnd = argStart + (ulong)Math.Min(_k.Int(args, "pargs.ar_length") & 0xffffffff, _limits.MaxKernelObjectBytes);
         }
 
-        int state = (int)Int(proc, "proc.p_state");
+        int state = (int)_k.Int(proc, "proc.p_state");
         char letter = state == PrsZombie ? 'Z' : state == PrsNew ? 'N'
             : threads.Any(t => t.State is TdsRunning or TdsRunq or TdsCanRun) ? 'R' : 'S';
-        var comm = Text(proc, "proc.p_comm");
+        var comm = _k.Text(proc, "proc.p_comm");
         var first = threads.Count > 0 ? threads[0] : default;
         var process = new KernelProcess
         {
@@ -154,14 +150,14 @@ internal sealed class FreeBsdProcessWalker
             StartTime = TimeSpan.Zero,
             UserTime = TimeSpan.Zero,
             SystemTime = TimeSpan.Zero,
-            Nice = (int)Int(proc, "proc.p_nice"),
+            Nice = (int)_k.Int(proc, "proc.p_nice"),
             Priority = first.Priority,
             LastCpu = first.LastCpu,
             ResidentPages = 0,
             VirtualSize = 0,
-            ThreadCount = (int)Int(proc, "proc.p_numthreads"),
+            ThreadCount = (int)_k.Int(proc, "proc.p_numthreads"),
             TaskAddress = address,
-            MmAddress = Pointer(proc, "proc.p_vmspace"),
+            MmAddress = _k.Pointer(proc, "proc.p_vmspace"),
             ArgStart = argStart,
             ArgEnd = argEnd,
             EnvStart = 0,
@@ -200,7 +196,7 @@ internal sealed class FreeBsdProcessWalker
         var threads = new List<ThreadInfo>();
         var next = _types.GetMember("thread.td_plist.tqe_next");
         var seen = new HashSet<ulong>();
-        ulong td = Pointer(proc, "proc.p_threads.tqh_first");
+        ulong td = _k.Pointer(proc, "proc.p_threads.tqh_first");
         while (td != 0)
         {
             if (!seen.Add(td) || seen.Count > _limits.MaxListEntries)
@@ -209,15 +205,15 @@ internal sealed class FreeBsdProcessWalker
                 break;
             }
 
-            var thread = ReadStruct("thread", td);
+            var thread = _k.ReadStruct("thread", td);
             threads.Add(new ThreadInfo(
                 td,
-                (int)Int(thread, "thread.td_tid"),
-                Text(thread, "thread.td_name"),
-                (int)Int(thread, "thread.td_state"),
-                _types.TryGetMember("thread.td_priority", out var pri) ? (int)Int(thread, pri) : 0,
-                _types.TryGetMember("thread.td_lastcpu", out var cpu) ? (int)Int(thread, cpu) : 0));
-            td = PointerAt(thread, next);
+                (int)_k.Int(thread, "thread.td_tid"),
+                _k.Text(thread, "thread.td_name"),
+                (int)_k.Int(thread, "thread.td_state"),
+                _types.TryGetMember("thread.td_priority", out var pri) ? (int)_k.Int(thread, pri) : 0,
+                _types.TryGetMember("thread.td_lastcpu", out var cpu) ? (int)_k.Int(thread, cpu) : 0));
+            td = _k.PointerAt(thread, next);
         }
 
         return threads;
@@ -228,17 +224,17 @@ internal sealed class FreeBsdProcessWalker
     {
         if (_types.TryGetMember("ucred.cr_gid", out var gid))
         {
-            return (uint)Int(ucred, gid);
+            return (uint)_k.Int(ucred, gid);
         }
 
-        ulong groups = Pointer(ucred, "ucred.cr_groups");
+        ulong groups = _k.Pointer(ucred, "ucred.cr_groups");
         if (groups == 0)
         {
             return 0;
         }
 
         var value = new byte[4];
-        ReadExactly(groups, value);
+        _k.ReadExactly(groups, value);
         return BinaryPrimitives.ReadUInt32LittleEndian(value);
     }
 
@@ -257,7 +253,7 @@ internal sealed class FreeBsdProcessWalker
         ulong length = process.ArgEnd - process.ArgStart;
         bool truncated = maxBytes > 0 && (ulong)maxBytes < length;
         var bytes = new byte[truncated ? maxBytes : (int)length];
-        int n = _read(process.ArgStart, bytes);
+        int n = _k.Read(process.ArgStart, bytes);
         string? reason = n < bytes.Length ? $"p_args of pid {process.Pid} at 0x{process.ArgStart + (ulong)n:x} cannot be read" : null;
         var data = bytes.AsSpan(0, n);
         if (truncated && reason is null && data.Length > 0 && data[^1] != 0)
@@ -289,84 +285,6 @@ internal sealed class FreeBsdProcessWalker
         ProcessSelector.RealGid => p.Gid == q.Argument,
         _ => false,
     };
-
-    private byte[] ReadStruct(string name, ulong address)
-    {
-        long size = _types.FindStruct(name) is { } t ? _types.SizeOf(t.Id) : throw new KvmException(KvmErrorCode.KernelType, $"{_types.Source}: no struct {name} in the kernel's CTF");
-        if (size <= 0 || size > _limits.MaxKernelObjectBytes)
-        {
-            throw new KvmException(KvmErrorCode.KernelType, $"{_types.Source}: struct {name} of {size} bytes is not a plausible size");
-        }
-
-        var bytes = new byte[size];
-        ReadExactly(address, bytes);
-        return bytes;
-    }
-
-    private void ReadExactly(ulong address, byte[] buffer)
-    {
-        int n = _read(address, buffer);
-        if (n != buffer.Length)
-        {
-            throw new MemoryFaultException(address + (ulong)n, AddressSpace.KernelVirtual, MemoryFaultReason.NotMapped, $"cannot read {buffer.Length} bytes at 0x{address:x} (read {n})");
-        }
-    }
-
-    private long Int(byte[] data, string path) => Int(data, _types.GetMember(path));
-
-    /// <summary>An integer or enum member, signed as its type (through typedefs such as <c>pid_t</c>) says.</summary>
-    private long Int(byte[] data, MemberLayout m)
-    {
-        if (m.Offset < 0 || m.Offset + Math.Max(m.Size, 1) > data.Length)
-        {
-            throw new KvmException(KvmErrorCode.KernelType, $"member {m.Path} at offset {m.Offset} ({m.Size} bytes) lies outside its struct");
-        }
-
-        var s = data.AsSpan((int)m.Offset);
-        var type = _types.Resolve(m.TypeId);
-        bool signed = type.Kind == BtfKind.Enum || type.IntEncoding.IsSigned;
-        return m.Size switch
-        {
-            1 => signed ? unchecked((sbyte)s[0]) : s[0],
-            2 => signed ? BinaryPrimitives.ReadInt16LittleEndian(s) : BinaryPrimitives.ReadUInt16LittleEndian(s),
-            4 => signed ? BinaryPrimitives.ReadInt32LittleEndian(s) : BinaryPrimitives.ReadUInt32LittleEndian(s),
-            8 => BinaryPrimitives.ReadInt64LittleEndian(s),
-            _ => throw new KvmException(KvmErrorCode.KernelType, $"member {m.Path} is {m.Size} bytes, not an integer"),
-        };
-    }
-
-    private ulong Pointer(byte[] data, string path) => PointerAt(data, _types.GetMember(path));
-
-    private ulong PointerAt(byte[] data, MemberLayout m)
-    {
-        if (m.Offset < 0 || m.Offset + _pointerSize > data.Length)
-        {
-            throw new KvmException(KvmErrorCode.KernelType, $"member {m.Path} at offset {m.Offset} lies outside its struct");
-        }
-
-        var s = data.AsSpan((int)m.Offset);
-        return _pointerSize == 8 ? BinaryPrimitives.ReadUInt64LittleEndian(s) : BinaryPrimitives.ReadUInt32LittleEndian(s);
-    }
-
-    private ulong Pointer(ulong address)
-    {
-        var buffer = new byte[_pointerSize];
-        ReadExactly(address, buffer);
-        return _pointerSize == 8 ? BinaryPrimitives.ReadUInt64LittleEndian(buffer) : BinaryPrimitives.ReadUInt32LittleEndian(buffer);
-    }
-
-    private byte[] Text(byte[] data, string path)
-    {
-        var m = _types.GetMember(path);
-        if (m.Offset < 0 || m.Offset + m.Size > data.Length)
-        {
-            throw new KvmException(KvmErrorCode.KernelType, $"member {path} lies outside its struct");
-        }
-
-        var s = data.AsSpan((int)m.Offset, (int)m.Size);
-        int nul = s.IndexOf((byte)0);
-        return (nul < 0 ? s : s[..nul]).ToArray();
-    }
 
     private readonly record struct ThreadInfo(ulong Address, int Tid, byte[] Name, int State, int Priority, int LastCpu);
 }

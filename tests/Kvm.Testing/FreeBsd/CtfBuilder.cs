@@ -16,6 +16,7 @@ public sealed class CtfBuilder
     private readonly List<Entry> _types = [];
     private readonly MemoryStream _strings = new();
     private readonly Dictionary<string, uint> _names = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string, int, bool, bool), int> _integers = [];
 
     public CtfBuilder(int version = 3)
     {
@@ -26,8 +27,17 @@ public sealed class CtfBuilder
 
     public int Version { get; }
 
-    public int Int(string name, int bytes, bool signed = true, bool isChar = false) =>
-        Add(new Entry(Integer, name, (ulong)bytes) { Data = ((uint)((signed ? 1 : 0) | (isChar ? 2 : 0)) << 24) | (uint)(bytes * 8) });
+    /// <summary>An integer type; asking twice for the same one gives the same id, as ctfmerge keeps one of each.</summary>
+    public int Int(string name, int bytes, bool signed = true, bool isChar = false)
+    {
+        if (!_integers.TryGetValue((name, bytes, signed, isChar), out int id))
+        {
+            id = Add(new Entry(Integer, name, (ulong)bytes) { Data = ((uint)((signed ? 1 : 0) | (isChar ? 2 : 0)) << 24) | (uint)(bytes * 8) });
+            _integers[(name, bytes, signed, isChar)] = id;
+        }
+
+        return id;
+    }
 
     public int PointerTo(int type) => Add(new Entry(Pointer, string.Empty, (ulong)type));
 

@@ -154,8 +154,33 @@ public sealed class FreeBsdAmd64Kernel
         table.AddProcess(43, "sleep", 2, 1001, 0, 20, 0, 42, 42, 2, 0x4000, 0);
         table.WriteAllproc(AllprocAddress - KernBase);
         Ctf = FreeBsdProcessTable.Ctf();
+        ProcessTable = table;
         return table;
     }
+
+    /// <summary>The table of <see cref="AddProcesses"/>, or null.</summary>
+    public FreeBsdProcessTable? ProcessTable { get; private set; }
+
+    /// <summary>
+    /// Writes the system state of <paramref name="state"/> (the message buffer, load average, CPUs and clocks; the
+    /// processes of <see cref="AddProcesses"/> too, whose threads the CPUs run) and gives the kernel's ELF their
+    /// symbols and one CTF describing processes and system state alike.
+    /// </summary>
+    public FreeBsdSystemState AddSystemState(FreeBsdSystemState? state = null)
+    {
+        state ??= new FreeBsdSystemState();
+        var table = ProcessTable ?? AddProcesses();
+        state.Write(Memory, table.Threads);
+        var c = new CtfBuilder();
+        var (_, thread) = FreeBsdProcessTable.AddTypes(c);
+        FreeBsdSystemState.AddTypes(c, thread);
+        Ctf = c.Build();
+        DataSymbols.AddRange(state.Symbols());
+        return state;
+    }
+
+    /// <summary>More data symbols for the kernel's ELF: name, address, and whether the symbol is local (static).</summary>
+    public List<(string Name, ulong Address, bool Local)> DataSymbols { get; } = [];
 
     /// <summary>The CTF the kernel's ELF carries as .SUNW_ctf, or null.</summary>
     public byte[]? Ctf { get; set; }
@@ -180,6 +205,11 @@ public sealed class FreeBsdAmd64Kernel
             .AddSymbol("ticks", TicksAddress, ElfExecutableBuilder.Data, type: ElfExecutableBuilder.SttObject)
             .AddSymbol("vm_page_array", KernBase + 0x380000, ElfExecutableBuilder.Bss, type: ElfExecutableBuilder.SttObject)
             .AddSymbol("static_helper", KernBase + KernelLoad + 0x40, ElfExecutableBuilder.Text, ElfExecutableBuilder.StbLocal);
+        foreach (var (name, address, local) in DataSymbols)
+        {
+            elf.AddSymbol(name, address, ElfExecutableBuilder.Data, local ? ElfExecutableBuilder.StbLocal : ElfExecutableBuilder.StbGlobal, ElfExecutableBuilder.SttObject);
+        }
+
         if (Ctf is not null)
         {
             elf.ExtraSections.Add((".SUNW_ctf", Ctf));

@@ -29,6 +29,9 @@ public sealed class FreeBsdProcessTable
     /// <summary>The processes in <c>allproc</c> order.</summary>
     public List<(ulong Address, int Pid)> Processes { get; } = [];
 
+    /// <summary>Every thread written, with its process, in order.</summary>
+    public List<(ulong Address, int Tid, ulong Proc)> Threads { get; } = [];
+
     /// <summary>Writes a process with its threads; returns the address of its <c>struct proc</c>.</summary>
     public ulong AddProcess(int pid, string comm, int ppidAddressIndex, uint ruid, uint euid, uint rgid, uint egid, int pgid, int sid, int state, int flags, sbyte nice, params (int Tid, string Name, int State)[] threads) =>
         AddProcess(pid, comm, null, ppidAddressIndex, ruid, euid, rgid, egid, pgid, sid, state, flags, nice, threads);
@@ -82,6 +85,7 @@ public sealed class FreeBsdProcessTable
             WriteU32(td + 0x10, (uint)tid);
             _memory.Write(Physical(td + 0x14), System.Text.Encoding.ASCII.GetBytes(name[..Math.Min(name.Length, 19)]));
             WriteU32(td + 0x28, (uint)tdState);
+            WriteU64(td + 0x30, proc);
             _memory.Write(Physical(td + 0x2c), [3, 1, 120]);
             if (previous == 0)
             {
@@ -93,6 +97,7 @@ public sealed class FreeBsdProcessTable
             }
 
             previous = td;
+            Threads.Add((td, tid, proc));
         }
 
         // allproc is a LIST: new processes are inserted at the head, as fork1 does; here appended in order.
@@ -112,6 +117,13 @@ public sealed class FreeBsdProcessTable
     public static byte[] Ctf(int version = 3, bool compress = true, bool withCrGid = false)
     {
         var c = new CtfBuilder(version);
+        AddTypes(c, withCrGid);
+        return c.Build(compress);
+    }
+
+    /// <summary>Adds the process structures' types to <paramref name="c"/>; returns the ids of <c>struct proc</c> and <c>struct thread</c>.</summary>
+    public static (int Proc, int Thread) AddTypes(CtfBuilder c, bool withCrGid = false)
+    {
         int i32 = c.Int("int", 4);
         int u32 = c.Int("unsigned int", 4, signed: false);
         int ch = c.Int("char", 1, isChar: true);
@@ -165,7 +177,8 @@ public sealed class FreeBsdProcessTable
             ("td_state", tdStates, 0x28 * 8),
             ("td_oncpu", uch, 0x2c * 8),
             ("td_lastcpu", uch, 0x2d * 8),
-            ("td_priority", uch, 0x2e * 8));
+            ("td_priority", uch, 0x2e * 8),
+            ("td_proc", procPtr, 0x30 * 8));
         var credMembers = new List<(string, int, ulong)>
         {
             ("cr_uid", uid, 4 * 8),
@@ -187,7 +200,7 @@ public sealed class FreeBsdProcessTable
         c.SetMembers(session, SessionSize, ("s_sid", pid, 0x20 * 8));
         int proclist = c.StructOf("proclist");
         c.SetMembers(proclist, 8, ("lh_first", procPtr, 0));
-        return c.Build(compress);
+        return (proc, thread);
     }
 
     private ulong Allocate(int size)

@@ -162,11 +162,19 @@ public sealed class Amd64MinidumpTests
         Assert.Equal(KvmErrorCode.KernelType, procs.Code);
         Assert.Contains("CTF", procs.Message, StringComparison.Ordinal);
 
-        foreach (var call in new Action[] { () => image.GetLoadAverage(), () => image.GetSwapInfo(), () => image.ReadKernelLog(), () => image.GetCpus(), () => image.GetCpuTimes() })
+        foreach (var call in new Action[] { () => image.GetSwapInfo(), () => image.GetCpuTimes(), () => image.GetPerCpuAddress(0x1000UL, 0) })
         {
             var e = Assert.Throws<KvmException>(call);
             Assert.Equal(KvmErrorCode.NotSupported, e.Code);
             Assert.Contains("FreeBSD", e.Message, StringComparison.Ordinal);
+        }
+
+        // The FreeBSD walkers of system state need the CTF too (SystemStateTests reads them with it).
+        foreach (var call in new Action[] { () => image.GetLoadAverage(), () => image.ReadKernelLog(), () => image.GetCpus(), () => image.GetClock() })
+        {
+            var e = Assert.Throws<KvmException>(call);
+            Assert.Equal(KvmErrorCode.KernelType, e.Code);
+            Assert.Contains("CTF", e.Message, StringComparison.Ordinal);
         }
 
         Assert.Null(image.Types);
