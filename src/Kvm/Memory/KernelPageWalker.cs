@@ -30,9 +30,6 @@ namespace Kvm.Memory;
 /// </remarks>
 internal static class KernelPageWalker
 {
-    /// <summary>The x86 base page size.</summary>
-    public const ulong PageSize = 4096;
-
     private const ulong Terabyte = 1UL << 40;
 
     /// <summary>
@@ -41,7 +38,7 @@ internal static class KernelPageWalker
     /// </summary>
     public static IEnumerable<KernelPage> Enumerate(DumpImage image, IPageTable table, KernelLayout layout, ulong directMapLimit, KvmLimits limits)
     {
-        ulong pageOffsetBase = layout.PageOffsetBase ?? throw new KvmException(KvmErrorCode.KernelLayout, $"{image.Files[0]}: the direct map's base (page_offset_base) is unknown, so the kernel map cannot be told from the direct map");
+        ulong pageOffsetBase = layout.PageOffsetBase ?? throw new KvmException(KvmErrorCode.KernelLayout, $"{image.Files[0]}: the direct map's base (page_offset_base; arm64's PAGE_OFFSET) is unknown, so the kernel map cannot be told from the direct map");
         if (layout.PagingMode == PagingMode.Arm64)
         {
             var (linearStart, linearEnd) = Arm64LinearMap(pageOffsetBase, layout.VirtualAddressBits, layout.GranuleSize);
@@ -56,8 +53,8 @@ internal static class KernelPageWalker
     }
 
     /// <summary>
-    /// The kernel-half ranges pass 1 walks, inclusive: below the direct map, and above its region. The region is
-    /// at least 1 TiB even when the RAM size is unknown.
+    /// The x86-64 kernel-half ranges pass 1 walks, inclusive: below the direct map, and above its region. The region
+    /// is at least 1 TiB even when the RAM size is unknown.
     /// </summary>
     public static IReadOnlyList<(ulong First, ulong Last)> KernelMapRanges(int levels, ulong pageOffsetBase, ulong directMapLimit)
     {
