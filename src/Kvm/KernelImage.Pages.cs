@@ -1,3 +1,4 @@
+using System.Numerics;
 using Kvm.Memory;
 
 namespace Kvm;
@@ -9,8 +10,10 @@ public sealed partial class KernelImage
     /// <c>struct kvm_page</c>), lazily. First, in ascending virtual-address order, every present leaf of the kernel's
     /// own page table over the kernel half of the address space outside the direct map (kernel text and data,
     /// modules, vmalloc and ioremap, vmemmap, fixmap, the CPU entry area): <see cref="KernelPage.KernelMapAddress"/>
-    /// is the mapping's address, large pages are reported once with their size, and the protection combines every
-    /// level. Then every 4 KiB page the image holds that no such mapping reached, with a kernel-map address of 0.
+    /// is the mapping's address, large pages and blocks are reported once with their size, and the protection
+    /// combines every level. Then every base page the image holds that no such mapping reached, with a kernel-map
+    /// address of 0: 4 KiB on x86, the translation granule (4, 16 or 64 KiB, <see cref="KernelLayout.GranuleSize"/>)
+    /// on arm64.
     /// </summary>
     /// <remarks>
     /// <para>
@@ -20,6 +23,15 @@ public sealed partial class KernelImage
     /// bytes are in the core file: ELF, raw and LiME images give it for every page they hold; kdump files only for
     /// pages stored uncompressed (their descriptor's flags say so), in a flattened file only where the record index
     /// puts the whole page in one record; split sets and compressed, excluded or missing pages give -1.
+    /// </para>
+    /// <para>
+    /// On arm64 the direct map is the linear map, [<c>PAGE_OFFSET</c>, <c>PAGE_END</c>) (the bottom half of the kernel
+    /// half since Linux 5.4, the top half before; see <c>KernelPageWalker.Arm64LinearMap</c>), which pass 1 leaves out
+    /// of the kernel half <c>[-(1 &lt;&lt; VA_BITS), 2^64)</c>; a page's linear-map address is
+    /// <c>pa - PHYS_OFFSET + PAGE_OFFSET</c> (<see cref="KernelLayout.PhysBase"/>, <see cref="KernelLayout.PageOffsetBase"/>)
+    /// for RAM from <c>PHYS_OFFSET</c> up, within the region and below <c>max_pfn</c>. Protection is the VMSAv8-64
+    /// stage-1 one Linux sets: writable when AP[2] (PTE_RDONLY) is clear or DBM (PTE_WRITE) is set, executable when PXN
+    /// is clear, each restricted by the table descriptors' APTable and PXNTable above.
     /// </para>
     /// <para>
     /// Pages the dump excluded or does not hold are not reported by the second pass; a kernel mapping of one is still
@@ -51,11 +63,6 @@ public sealed partial class KernelImage
             return WhileOpen(EnumerateFreeBsdPages());
         }
 
-        if (Layout.PagingMode == PagingMode.Arm64)
-        {
-            throw new KvmException(KvmErrorCode.NotSupported, $"{_image.Files[0]}: the kernel page walk (kvm_walk_pages) is implemented for x86-64 only; aarch64 images translate and read, but their pages are not enumerated");
-        }
-
         var table = _memory.PageTable ?? throw new KvmException(KvmErrorCode.KernelLayout, $"{_image.Files[0]}: no page-table root is known, so the kernel's pages cannot be walked");
         var pages = KernelPageWalker.Enumerate(_image, table, Layout, DirectMapLimit(), _options.Limits);
         return WhileOpen(pages);
@@ -81,7 +88,8 @@ public sealed partial class KernelImage
 
     /// <summary>
     /// The physical address below which RAM is in the direct map: the kernel's <c>max_pfn</c> (arch/x86/kernel/setup.c
-    /// sets it from e820; init_mem_mapping maps RAM up to it), else the end of the image's highest range.
+    /// sets it from e820; init_mem_mapping maps RAM up to it; arm64 from the end of memblock's DRAM), else the end of the
+    /// image's highest range.
     /// </summary>
     private ulong DirectMapLimit()
     {
@@ -90,10 +98,12 @@ public sealed partial class KernelImage
             return LowMemoryLimit();
         }
 
-        // MAX_PHYSMEM_BITS is 52 with LA57: a larger max_pfn is not a value the kernel can hold.
-        if (TryGetSymbol("max_pfn", out var symbol) && TryRead<ulong>(symbol.Address, out ulong maxPfn) && maxPfn > 0 && maxPfn < 1UL << 40)
+        // MAX_PHYSMEM_BITS is 52 with LA57 and on arm64: a larger max_pfn is not a value the kernel can hold. arm64
+        // counts it in granules (bootmem_init, arch/arm64/mm/init.c).
+        int pageShift = Layout.PagingMode == PagingMode.Arm64 ? BitOperations.Log2((uint)Layout.GranuleSize) : 12;
+        if (TryGetSymbol("max_pfn", out var symbol) && TryRead<ulong>(symbol.Address, out ulong maxPfn) && maxPfn > 0 && maxPfn < 1UL << (52 - pageShift))
         {
-            return maxPfn << 12;
+            return maxPfn << pageShift;
         }
 
         var ranges = _image.PhysicalRanges;

@@ -7,13 +7,13 @@ public enum PageProtection
     /// <summary>No access.</summary>
     None = 0,
 
-    /// <summary>Readable: every present x86-64 mapping is.</summary>
+    /// <summary>Readable: every present x86 or AArch64 kernel mapping is.</summary>
     Read = 1,
 
-    /// <summary>Writable: R/W set in every page-table entry on the path.</summary>
+    /// <summary>Writable: R/W set in every page-table entry on the path (x86); AP[2] clear or DBM set, and no APTable[1] above (AArch64).</summary>
     Write = 2,
 
-    /// <summary>Executable: XD (NX) clear in every page-table entry on the path.</summary>
+    /// <summary>Executable by the kernel: XD (NX) clear in every page-table entry on the path (x86); PXN clear and no PXNTable above (AArch64).</summary>
     Execute = 4,
 }
 
@@ -24,10 +24,10 @@ public enum PageProtection
 /// </summary>
 /// <param name="PhysicalAddress">The physical address of the page's first byte (<c>kp_paddr</c>).</param>
 /// <param name="KernelMapAddress">The kernel virtual address mapping it outside the direct map, or 0 (<c>kp_kmap_vaddr</c>).</param>
-/// <param name="DirectMapAddress"><c>page_offset_base</c> + <see cref="PhysicalAddress"/> when the page is RAM the direct map covers, else 0 (<c>kp_dmap_vaddr</c>).</param>
+/// <param name="DirectMapAddress">The page's direct-map address when it is RAM the direct map covers, else 0 (<c>kp_dmap_vaddr</c>): <c>page_offset_base</c> + <see cref="PhysicalAddress"/> on x86, <c>pa - PHYS_OFFSET + PAGE_OFFSET</c> in arm64's linear map.</param>
 /// <param name="Protection">The access the mapping allows (<c>kp_prot</c>); <see cref="PageProtection.Read"/> | <see cref="PageProtection.Write"/> for direct-map-only pages.</param>
 /// <param name="FileOffset">The byte offset of the page's plain bytes in the core file, or -1 when they are not stored there as plain bytes (<c>kp_offset</c>).</param>
-/// <param name="Length">The page size: 4 KiB, or 2 MiB or 1 GiB for a large page, which is reported once (<c>kp_len</c>).</param>
+/// <param name="Length">The page size (<c>kp_len</c>): the base page (4 KiB on x86, the granule on arm64), or a large page or block, which is reported once (x86 2 MiB, 4 MiB, 1 GiB; arm64 2 MiB or 1 GiB with 4 KiB granules, 32 MiB with 16 KiB, 512 MiB with 64 KiB).</param>
 public readonly record struct KernelPage(
     ulong PhysicalAddress,
     ulong KernelMapAddress,

@@ -15,6 +15,8 @@ internal static class PagesCommand
     /// <summary>Records written between flushes of the JSON writer, so a whole dump never sits in memory as text.</summary>
     private const int FlushEvery = 4096;
 
+    private static readonly (int Shift, string Unit)[] s_units = [(40, "T"), (30, "G"), (20, "M"), (10, "K")];
+
     public static Command Create(CliIo io)
     {
         var limit = new Option<int?>("-n", "--limit") { Description = "Stop after N records" };
@@ -33,7 +35,7 @@ internal static class PagesCommand
         }
 
         using var image = ctx.OpenImage();
-        var summary = new Summary();
+        var summary = new Summary(image.Layout.PageSizes);
         var pages = image.EnumeratePages();
         if (limit is { } n)
         {
@@ -86,9 +88,16 @@ internal static class PagesCommand
         w.WriteStartObject("summary");
         w.WriteNumber("records", summary.Records);
         w.WriteNumber("kernelMap", summary.KernelMap);
-        w.WriteNumber("kernelMap4K", summary.Small);
-        w.WriteNumber("kernelMap2M", summary.Medium);
-        w.WriteNumber("kernelMap1G", summary.Large);
+        w.WriteNumber("kernelMap4K", summary.Count(4096));
+        w.WriteNumber("kernelMap2M", summary.Count(1UL << 21));
+        w.WriteNumber("kernelMap1G", summary.Count(1UL << 30));
+        w.WriteStartObject("kernelMapBySize");
+        foreach (var (size, count) in summary.BySize)
+        {
+            w.WriteNumber(SizeName(size), count);
+        }
+
+        w.WriteEndObject();
         w.WriteNumber("directMapOnly", summary.DirectMapOnly);
         w.WriteBoolean("limited", limit is { } n && summary.Records >= n);
         w.WriteEndObject();
@@ -106,29 +115,37 @@ internal static class PagesCommand
 
     private static string Address(ulong address) => address == 0 ? "-" : address.ToString("x16", CultureInfo.InvariantCulture);
 
-    private static string SizeName(ulong size) => size switch
+    /// <summary>"4K", "64K", "2M", "512M", "1G", "4T": the page and block sizes of x86 and AArch64; else bytes.</summary>
+    private static string SizeName(ulong size)
     {
-        1UL << 30 => "1G",
-        1UL << 21 => "2M",
-        1UL << 14 => "16K",
-        4096 => "4K",
-        _ => size.ToString(CultureInfo.InvariantCulture),
-    };
+        foreach (var (shift, unit) in s_units)
+        {
+            if (size >= 1UL << shift && size % (1UL << shift) == 0)
+            {
+                return string.Create(CultureInfo.InvariantCulture, $"{size >> shift}{unit}");
+            }
+        }
 
-    /// <summary>Counts per pass and, for kernel-map mappings, per page size.</summary>
-    private sealed class Summary
+        return size.ToString(CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// Counts per pass and, for kernel-map mappings, per page size: every size the paging mode has (x86-64 4K, 2M,
+    /// 1G; an arm64 granule and its blocks), zeros included, and any other size met.
+    /// </summary>
+    private sealed class Summary(IReadOnlyList<ulong> pageSizes)
     {
+        private readonly SortedDictionary<ulong, long> _bySize = new(pageSizes.ToDictionary(size => size, _ => 0L));
+
         public long Records { get; private set; }
 
         public long KernelMap { get; private set; }
 
-        public long Small { get; private set; }
-
-        public long Medium { get; private set; }
-
-        public long Large { get; private set; }
-
         public long DirectMapOnly { get; private set; }
+
+        public IEnumerable<KeyValuePair<ulong, long>> BySize => _bySize;
+
+        public long Count(ulong size) => _bySize.GetValueOrDefault(size);
 
         public void Add(KernelPage page)
         {
@@ -140,22 +157,11 @@ internal static class PagesCommand
             }
 
             KernelMap++;
-            switch (page.Length)
-            {
-                case 1UL << 30:
-                    Large++;
-                    break;
-                case 1UL << 21:
-                    Medium++;
-                    break;
-                default:
-                    Small++;
-                    break;
-            }
+            _bySize[page.Length] = _bySize.GetValueOrDefault(page.Length) + 1;
         }
 
         public string Format(int? limit) => string.Create(
             CultureInfo.InvariantCulture,
-            $"{Records} records: {KernelMap} kernel-map mappings (4K {Small}, 2M {Medium}, 1G {Large}), {DirectMapOnly} direct-map-only pages{(limit is { } n && Records >= n ? $" (stopped at --limit {n})" : string.Empty)}");
+            $"{Records} records: {KernelMap} kernel-map mappings ({string.Join(", ", _bySize.Select(s => $"{SizeName(s.Key)} {s.Value}"))}), {DirectMapOnly} direct-map-only pages{(limit is { } n && Records >= n ? $" (stopped at --limit {n})" : string.Empty)}");
     }
 }

@@ -104,10 +104,10 @@ struct kvm_page {
 	unsigned int kp_version;  /* LIBKVM_WALK_PAGES_VERSION */
 	kpaddr_t kp_paddr;        /* physical address */
 	kvaddr_t kp_kmap_vaddr;   /* kernel-map address, 0 if the page is only direct-mapped */
-	kvaddr_t kp_dmap_vaddr;   /* direct-map address (page_offset_base + pa), 0 if none */
+	kvaddr_t kp_dmap_vaddr;   /* direct-map address (page_offset_base + pa; arm64 pa - PHYS_OFFSET + PAGE_OFFSET), 0 if none */
 	unsigned char kp_prot;    /* VM_PROT_* */
 	off_t kp_offset;          /* byte offset of the page's plain bytes in the core file, -1 if none */
-	size_t kp_len;            /* 4 KiB, or 2 MiB / 1 GiB for large pages */
+	size_t kp_len;            /* the base page (4 KiB; arm64 the 4/16/64 KiB granule), or a large page or block */
 };
 
 typedef int kvm_walk_pages_cb_t(struct kvm_page *, void *);

@@ -88,6 +88,36 @@ public sealed record KernelLayout
         _ => "unknown",
     };
 
+    /// <summary>
+    /// The sizes a leaf of the kernel's page tables maps, ascending: the base page first (4 KiB on x86, the granule on
+    /// AArch64), then the large pages (x86-64 2 MiB and 1 GiB, PAE 2 MiB, 2-level 4 MiB) or the blocks the granule
+    /// allows (Arm ARM VMSAv8-64: 2 MiB and 1 GiB with 4 KiB; 32 MiB with 16 KiB; 512 MiB with 64 KiB; and 4 TiB with
+    /// 64 KiB, 512 GiB or 64 GiB with LPA2, where the tables have a level that large). Empty when the paging mode, or an
+    /// AArch64 granule, is not known.
+    /// </summary>
+    public IReadOnlyList<ulong> PageSizes => PagingMode switch
+    {
+        PagingMode.X64FiveLevel or PagingMode.X64FourLevel => [4096, 1UL << 21, 1UL << 30],
+        PagingMode.X86Pae => [4096, 1UL << 21],
+        PagingMode.X86TwoLevel => [4096, 1UL << 22],
+        PagingMode.Arm64 when GranuleSize > 0 => Arm64PageSizes(Translation.Arm64.Arm64PagingFormat.Create((ulong)GranuleSize, VirtualAddressBits)),
+        _ => [],
+    };
+
     /// <summary>The size of the kernel's pointers and <c>unsigned long</c>: 4 for 32-bit x86 paging, else 8.</summary>
     public int PointerSize => PagingMode is PagingMode.X86TwoLevel or PagingMode.X86Pae ? 4 : 8;
+
+    private static List<ulong> Arm64PageSizes(Translation.Arm64.Arm64PagingFormat format)
+    {
+        var sizes = new List<ulong>(format.Levels);
+        for (int level = format.Levels - 1; level >= 0; level--)
+        {
+            if (level == format.Levels - 1 || format.BlockAllowed(level))
+            {
+                sizes.Add(1UL << format.Shift(level));
+            }
+        }
+
+        return sizes;
+    }
 }

@@ -13,7 +13,7 @@ internal interface IPageTable
     /// <summary>The number of table levels (2 to 5).</summary>
     int Levels { get; }
 
-    /// <summary>The size of the virtual address space in bits (32, 48 or 57).</summary>
+    /// <summary>The size of the virtual address space in bits (32, 48 or 57 on x86; 36 to 52 per half on AArch64).</summary>
     int VirtualAddressBits { get; }
 
     /// <summary>The counters of the table cache.</summary>

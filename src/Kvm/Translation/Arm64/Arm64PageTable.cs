@@ -29,6 +29,27 @@ internal sealed class Arm64PageTable : IPageTable
     /// <summary>Descriptor bits [1:0] of a block.</summary>
     private const ulong TypeBlock = 1;
 
+    /// <summary>AP[1] (bit 6), Linux's PTE_USER: EL0 may access the page.</summary>
+    private const ulong UserBit = 1UL << 6;
+
+    /// <summary>AP[2] (bit 7), Linux's PTE_RDONLY: no write access at any level.</summary>
+    private const ulong ReadOnlyBit = 1UL << 7;
+
+    /// <summary>DBM (bit 51), Linux's PTE_WRITE (pgtable-prot.h): writable, clean until the first write.</summary>
+    private const ulong DirtyBitModifier = 1UL << 51;
+
+    /// <summary>PXN (bit 53), Linux's PTE_PXN: no instruction fetch at EL1.</summary>
+    private const ulong PrivilegedExecuteNever = 1UL << 53;
+
+    /// <summary>PXNTable (bit 59) of a table descriptor, Linux's PMD_TABLE_PXN.</summary>
+    private const ulong PxnTable = 1UL << 59;
+
+    /// <summary>APTable[0] (bit 61) of a table descriptor: no EL0 access below.</summary>
+    private const ulong ApTableNoUser = 1UL << 61;
+
+    /// <summary>APTable[1] (bit 62) of a table descriptor: no write access below.</summary>
+    private const ulong ApTableReadOnly = 1UL << 62;
+
     // Bits [51:0] of a TTBR or table address; the ASID sits above them in a TTBR value.
     private const ulong PhysicalMask = 0x000f_ffff_ffff_ffffUL;
 
@@ -72,10 +93,55 @@ internal sealed class Arm64PageTable : IPageTable
     /// <inheritdoc/>
     public void FlushCache() => _tables.Clear();
 
-    /// <summary>Not implemented for AArch64 yet: the kernel page walk (<c>kvm_walk_pages</c>) refuses arm64 images.</summary>
-    /// <exception cref="KvmException">Always, with <see cref="KvmErrorCode.NotSupported"/>.</exception>
-    public IEnumerable<PageMapping> EnumerateMappings(ulong root, ulong first, ulong last, int maxTables) =>
-        throw new KvmException(KvmErrorCode.NotSupported, "enumerating AArch64 page tables is not implemented yet");
+    /// <summary>
+    /// Enumerates the leaves (pages and blocks) whose first address lies in [<paramref name="first"/>,
+    /// <paramref name="last"/>] (inclusive, so that a range may end at 2^64 - 1), in ascending virtual-address order:
+    /// the lower half from <paramref name="root"/>, then the upper half, sign-extended, from <see cref="KernelRoot"/>
+    /// when one is known (as <see cref="RootFor"/> chooses). Lazy: tables are read as the enumeration reaches them,
+    /// and not kept in the translation cache, so a whole-table walk does not evict the tables hot reads need.
+    /// </summary>
+    /// <remarks>
+    /// <para>
+    /// Bounded for corrupt tables as the x86 walkers are: invalid descriptors (and 01 at the last level, reserved) are
+    /// skipped; a table that cannot be read is skipped with everything below it; a table descriptor pointing at a
+    /// table already on the current path is skipped (Linux never maps a table into itself); and descending into more
+    /// than <paramref name="maxTables"/> tables in all (the roots included) throws <see cref="CorruptImageException"/>.
+    /// A leaf whose output address is outside the image is still reported: the table says it is mapped.
+    /// </para>
+    /// <para>
+    /// The rights are the stage-1 permissions of the EL1&amp;0 regime (Arm ARM, VMSAv8-64 "Memory access control"), read
+    /// as Linux reads them (arch/arm64/include/asm/pgtable-hwdef.h, pgtable.h): writable when AP[2] is clear or DBM is
+    /// set, executable by the kernel when PXN is clear (and the page is not writable at EL0), user when AP[1] is set;
+    /// each restricted by the hierarchical attributes of every table descriptor above (APTable, PXNTable).
+    /// </para>
+    /// </remarks>
+    public IEnumerable<PageMapping> EnumerateMappings(ulong root, ulong first, ulong last, int maxTables)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxTables);
+        if (first > last)
+        {
+            yield break;
+        }
+
+        ulong lowerEnd = (1UL << Format.VirtualAddressBits) - 1;
+        ulong upperBase = ulong.MaxValue << Format.VirtualAddressBits;
+        var budget = new TableBudget(root, maxTables);
+        if (first <= lowerEnd)
+        {
+            foreach (var m in EnumerateHalf(root, 0, first, Math.Min(last, lowerEnd), budget))
+            {
+                yield return m;
+            }
+        }
+
+        if (last >= upperBase)
+        {
+            foreach (var m in EnumerateHalf(root, upperBase, Math.Max(first, upperBase), last, budget))
+            {
+                yield return m;
+            }
+        }
+    }
 
     /// <summary>
     /// Decodes a swap PTE in the layout of Linux 5.19 and later (type from bit 3); the Linux layer picks the layout by
@@ -108,6 +174,126 @@ internal sealed class Arm64PageTable : IPageTable
 
         // A top table smaller than a granule is aligned to its own size (Arm ARM D8.2, TTBR BADDR).
         return chosen & PhysicalMask & ~(((ulong)Format.TopEntries * 8) - 1);
+    }
+
+    /// <summary>
+    /// The walk of one half: <paramref name="halfBase"/> is the address of the top table's entry 0 (0 for TTBR0, all
+    /// ones above VA_BITS for TTBR1), whose top table <see cref="RootFor"/> chooses.
+    /// </summary>
+    private IEnumerable<PageMapping> EnumerateHalf(ulong root, ulong halfBase, ulong first, ulong last, TableBudget budget)
+    {
+        int levels = Levels;
+        var tables = new ulong[levels][];
+        var tableAddresses = new ulong[levels];
+        var next = new int[levels];
+        var baseVa = new ulong[levels];
+        var readOnly = new bool[levels];
+        var noUser = new bool[levels];
+        var noExecute = new bool[levels];
+
+        ulong rootTable = RootFor(root, halfBase);
+        budget.Descend();
+
+        var top = _tables.Read(rootTable, Format.TopEntries, cache: false);
+        if (top is null)
+        {
+            yield break;
+        }
+
+        tables[0] = top;
+        tableAddresses[0] = rootTable;
+        baseVa[0] = halfBase;
+        int level = 0;
+        while (level >= 0)
+        {
+            int entriesHere = Format.Entries(level);
+            if (next[level] == entriesHere)
+            {
+                level--;
+                continue;
+            }
+
+            int index = next[level]++;
+            int shift = Format.Shift(level);
+            ulong size = 1UL << shift;
+            ulong va = baseVa[level] + ((ulong)index << shift);
+            if (va + (size - 1) < first)
+            {
+                continue;
+            }
+
+            if (va > last)
+            {
+                // Entries ascend: nothing further in this table can be in range.
+                next[level] = entriesHere;
+                continue;
+            }
+
+            ulong entry = tables[level][index];
+            ulong type = entry & 3;
+            bool lastLevel = level == levels - 1;
+            bool leaf = lastLevel ? type == TypeTable : type == TypeBlock && Format.BlockAllowed(level);
+            if (leaf)
+            {
+                if (va >= first)
+                {
+                    yield return Leaf(va, entry, shift, readOnly[level], noUser[level], noExecute[level]);
+                }
+
+                continue;
+            }
+
+            // Invalid (bit 0 clear), 01 at the last level (reserved) or where the granule allows no block: the MMU
+            // faults on all of them, so nothing below is mapped.
+            if (type != TypeTable || lastLevel)
+            {
+                continue;
+            }
+
+            ulong child = Format.OutputAddress(entry, Format.GranuleShift);
+            if (Array.IndexOf(tableAddresses, child, 0, level + 1) >= 0)
+            {
+                continue;
+            }
+
+            budget.Descend();
+            var entries = _tables.Read(child, Format.Entries(level + 1), cache: false);
+            if (entries is null)
+            {
+                continue;
+            }
+
+            level++;
+            tables[level] = entries;
+            tableAddresses[level] = child;
+            next[level] = 0;
+            baseVa[level] = va;
+
+            // Hierarchical attributes of a table descriptor (Arm ARM, VMSAv8-64 "Hierarchical permissions"; Linux sets
+            // PMD_TABLE_PXN over non-executable mappings, arch/arm64/mm/mmu.c NO_EXEC_MAPPINGS): they only ever take
+            // rights away from everything below, so each level adds its restrictions to those of the levels above.
+            // They are applied as with TCR_EL1.HPD1 clear: VMCOREINFO does not record TCR_EL1.
+            readOnly[level] = readOnly[level - 1] || (entry & ApTableReadOnly) != 0;
+            noUser[level] = noUser[level - 1] || (entry & ApTableNoUser) != 0;
+            noExecute[level] = noExecute[level - 1] || (entry & PxnTable) != 0;
+        }
+    }
+
+    /// <summary>A page or block descriptor as a mapping, its rights restricted by the tables above it.</summary>
+    private PageMapping Leaf(ulong va, ulong entry, int shift, bool readOnly, bool noUser, bool noExecute)
+    {
+        // AP[2] (PTE_RDONLY) is what the MMU checks now. DBM (PTE_WRITE) marks a writable page that is still clean:
+        // the MMU (FEAT_HAFDBS) or Linux's fault handler clears AP[2] on the first write, so Linux's pte_write()
+        // (arch/arm64/include/asm/pgtable.h) tests PTE_WRITE alone, and a read-only mapping has neither bit
+        // (PAGE_KERNEL_RO, pgtable-prot.h). APTable[1] above overrides both.
+        bool hardwareWritable = !readOnly && (entry & ReadOnlyBit) == 0;
+        bool writable = hardwareWritable || (!readOnly && (entry & DirtyBitModifier) != 0);
+        bool user = !noUser && (entry & UserBit) != 0;
+
+        // A region writable at EL0 is never executable at EL1, whatever PXN says (Arm ARM, VMSAv8-64 "Instruction
+        // access permissions": stage 1 EL0 write permission implies PXN).
+        bool executable = !noExecute && (entry & PrivilegedExecuteNever) == 0 && !(user && hardwareWritable);
+        return new PageMapping(va, Format.OutputAddress(entry, shift), 1UL << shift, writable, executable, user, entry);
     }
 
     private bool Walk(ulong root, ulong va, List<TranslationStep>? steps, out ulong pa, out ulong pageSize, out TranslationFault? fault)
@@ -159,5 +345,20 @@ internal sealed class Arm64PageTable : IPageTable
 
         fault = new TranslationFault(va, TranslationFaultKind.NoMethod, null, 0, 0, 0);
         return false;
+    }
+
+    /// <summary>The tables one enumeration may still descend into, shared by its two halves.</summary>
+    private sealed class TableBudget(ulong root, int maxTables)
+    {
+        private int _visited;
+
+        /// <summary>Counts one more table; more than the limit means the tables are corrupt or loop.</summary>
+        public void Descend()
+        {
+            if (++_visited > maxTables)
+            {
+                throw new CorruptImageException($"page-table walk from root 0x{root:x}: more than {maxTables} tables (KvmLimits.MaxPageTableWalkTables); the tables are corrupt or loop");
+            }
+        }
     }
 }
