@@ -140,7 +140,7 @@ internal static class KernelPageWalker
     /// fits under 2^64).
     /// </summary>
     private static DirectMap X86DirectMap(ulong pageOffsetBase, ulong directMapLimit) =>
-        new(0, pageOffsetBase == 0 ? directMapLimit : Math.Min(directMapLimit, 0 - pageOffsetBase), pageOffsetBase);
+        new(0, pageOffsetBase == 0 ? directMapLimit : Math.Min(directMapLimit, unchecked(0UL - pageOffsetBase)), pageOffsetBase);
 
     /// <summary>
     /// arm64's linear map: <c>va = pa - PHYS_OFFSET + PAGE_OFFSET</c> (<c>__phys_to_virt</c>,
