@@ -51,11 +51,13 @@ public sealed partial class KernelImage
 
     /// <summary>
     /// When the only symbols are the kernel's own kallsyms and they list functions only (built without
-    /// CONFIG_KALLSYMS_ALL; <c>avenrun</c>, a variable every kernel has, is absent), says what would give the rest.
+    /// CONFIG_KALLSYMS_ALL: <c>avenrun</c>, a variable every kernel has, is not among them), says what would give the
+    /// rest: the scan of the image found the exported and per-CPU variables, but static ones need the System.map.
     /// </summary>
     private string? MissingSymbolHint() =>
-        _namelists.Any(t => t.Kind == NamelistKind.KernelMemory) && !_namelists.Any(t => t.Kind is NamelistKind.SystemMap or NamelistKind.Vmlinux or NamelistKind.Kallsyms) && !TryGetSymbolExact("avenrun", out _)
-            ? "the kernel's kallsyms lists functions only (built without CONFIG_KALLSYMS_ALL): give its System.map with -N"
+        _namelists.Find(t => t.Kind == NamelistKind.KernelMemory) is { } kallsyms && !kallsyms.TryLookup("avenrun", out _) &&
+        !_namelists.Any(t => t.Kind is NamelistKind.SystemMap or NamelistKind.Vmlinux or NamelistKind.Kallsyms)
+            ? "the kernel's kallsyms lists functions only (built without CONFIG_KALLSYMS_ALL) and the symbol is neither exported nor per-CPU: give its System.map with -N"
             : null;
 
     private bool TryGetSymbolExact(string name, out KernelSymbol symbol)

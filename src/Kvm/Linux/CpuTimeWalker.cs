@@ -83,7 +83,7 @@ internal sealed class CpuTimeWalker
         var cpus = _system.Cpus();
         ulong cpustat = _k.RequireSymbol(KernelGlobals.KernelCpustat.Name);
         byte[] possible = _k.Symbol(KernelGlobals.CpuPossibleMask.Name) is { } m ? _k.ReadBytes(m, Bitmap.Bytes(cpus.MaxCpus, _k.PointerSize), "__cpu_possible_mask") : [];
-        var idle = IdleSetup();
+        var idle = IdleSetup(cpus);
 
         var rows = new List<CpuTimes>(cpus.Cpus.Count);
         foreach (var c in cpus.Cpus)
@@ -122,27 +122,37 @@ internal sealed class CpuTimeWalker
     /// Decides, as <c>get_cpu_idle_time_us</c> does, whether the NO_HZ sleep times are usable: <c>tick_nohz_active</c> set
     /// (else <c>/proc/stat</c> itself uses cpustat), and here also the members and symbols needed to read them.
     /// </summary>
-    private (ulong? TickSched, ulong? Runqueues, long? Now, string? Note) IdleSetup()
+    private (ulong? TickSched, ulong? Runqueues, long? Now, string? Note) IdleSetup(CpuSummary cpus)
     {
+        uint active;
         if (_k.Symbol(KernelGlobals.TickNohzActive.Name) is not { } activeSymbol)
         {
             // tick_nohz_idle_enter is a function of kernel/time/tick-sched.c built only with CONFIG_NO_HZ_COMMON, and
             // functions are in every kallsyms: without it the kernel has no NO_HZ (Debian's 686), /proc/stat reads
             // cpustat, and so do we, exactly. With it, only the data symbol is missing (kallsyms without
-            // KALLSYMS_ALL and no System.map): cpustat is then a fallback, and the note says so.
-            return _k.Symbol("tick_nohz_idle_enter") is null
-                ? (null, null, null, null)
-                : (null, null, null, "tick_nohz_active is not in the symbol table (give the kernel's System.map): idle and iowait are cpustat's, which stop counting while a CPU's tick is stopped");
-        }
+            // KALLSYMS_ALL and no System.map): the CPUs' own modes say the same, else cpustat is a noted fallback.
+            if (_k.Symbol("tick_nohz_idle_enter") is null)
+            {
+                return (null, null, null, null);
+            }
 
-        uint active;
-        try
-        {
-            active = _k.ReadU32(activeSymbol, "tick_nohz_active");
+            if (AnyCpuInNohzMode(cpus) is not { } anyNohz)
+            {
+                return (null, null, null, "tick_nohz_active is not in the symbol table (give the kernel's System.map): idle and iowait are cpustat's, which stop counting while a CPU's tick is stopped");
+            }
+
+            active = anyNohz ? 1u : 0u;
         }
-        catch (MemoryFaultException e)
+        else
         {
-            return (null, null, null, $"{e.Message}: idle and iowait are cpustat's");
+            try
+            {
+                active = _k.ReadU32(activeSymbol, "tick_nohz_active");
+            }
+            catch (MemoryFaultException e)
+            {
+                return (null, null, null, $"{e.Message}: idle and iowait are cpustat's");
+            }
         }
 
         if ((active & 1) == 0)
@@ -179,6 +189,30 @@ internal sealed class CpuTimeWalker
         }
 
         return (tickSched, runqueues, now, notes.Count == 0 ? null : string.Join("; ", notes));
+    }
+
+    /// <summary>
+    /// Whether some online CPU switched its tick to NO_HZ, which is exactly when <c>tick_nohz_active</c> is set:
+    /// <c>tick_nohz_activate</c> sets the CPU's <c>tick_sched.nohz_mode</c> and the global's bit together
+    /// (kernel/time/tick-sched.c, up to 6.8; 6.9 moved the mode into <c>tick_sched.flags</c>). Null when
+    /// <c>tick_cpu_sched</c> or <c>nohz_mode</c> is unknown or unreadable.
+    /// </summary>
+    private bool? AnyCpuInNohzMode(CpuSummary cpus)
+    {
+        if (_k.Symbol(KernelGlobals.TickCpuSched.Name) is not { } tickSched || _k.Types.OptionalField("tick_sched.nohz_mode") is not { } mode)
+        {
+            return null;
+        }
+
+        try
+        {
+            // enum tick_nohz_mode: NOHZ_MODE_INACTIVE is 0.
+            return cpus.Cpus.Where(c => c.IsOnline).Any(c => _k.ReadU32(_k.AddressAdd(tickSched, c.PerCpuOffset + (ulong)mode.Offset), $"tick_cpu_sched.nohz_mode of CPU {c.Cpu}") != 0);
+        }
+        catch (MemoryFaultException)
+        {
+            return null;
+        }
     }
 
     /// <summary>

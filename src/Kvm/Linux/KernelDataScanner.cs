@@ -40,6 +40,9 @@ internal static class KernelDataScanner
     private static readonly byte[] s_btfMagic = [0x9f, 0xeb, 0x01, 0x00, 0x18, 0x00, 0x00, 0x00];
     private static readonly byte[][] s_idleNames = ["swapper/0\0"u8.ToArray(), "swapper\0"u8.ToArray()];
 
+    // "\0name\0": an exported name as __ksymtab_strings holds it, NUL-separated from its neighbours.
+    private static readonly byte[][] s_anchorStrings = [.. KsymtabReader.AnchorNames.Select(n => System.Text.Encoding.ASCII.GetBytes("\0" + n + "\0"))];
+
     /// <summary>What the scan found: symbols to add (<c>__start_BTF</c>, <c>__stop_BTF</c>, <c>init_task</c>) and the parsed BTF.</summary>
     public sealed record Result(IReadOnlyList<KernelSymbol> Symbols, TypeCatalog? Types);
 
@@ -57,6 +60,7 @@ internal static class KernelDataScanner
         TaskLayout? task = knownTypes is null ? null : TaskLayout.From(knownTypes);
         ulong? initTask = null;
         var pendingIdle = new List<ulong>();
+        var anchors = new HashSet<ulong>();
         ulong end = ulong.MaxValue - etext < WindowBytes ? ulong.MaxValue : etext + WindowBytes;
 
         // Blocks overlap by a pattern's length so that a match across a block boundary is still seen. A read stops at
@@ -82,6 +86,14 @@ internal static class KernelDataScanner
                         symbols.Add(new KernelSymbol("__stop_BTF", address + length, 'R', "scan"));
                         break;
                     }
+                }
+            }
+
+            foreach (var anchor in s_anchorStrings)
+            {
+                foreach (int offset in Matches(block, n, anchor, limit))
+                {
+                    anchors.Add(at + (ulong)offset + 1);
                 }
             }
 
@@ -111,7 +123,47 @@ internal static class KernelDataScanner
             symbols.Add(new KernelSymbol("init_task", found, 'D', "scan"));
         }
 
+        // The exported symbols: the tables lie before their strings, so from _etext up to the last anchor string.
+        var exported = anchors.Count == 0 ? [] : KsymtabReader.Read(read, etext, anchors.Max(), anchors, pointerSize);
+        var known = symbols.Select(x => x.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var x in exported)
+        {
+            // Functions are in kallsyms already; what is exported beyond _etext is data.
+            if (x.Address >= etext && known.Add(x.Name))
+            {
+                symbols.Add(new KernelSymbol(x.Name, x.Address, 'D', "__ksymtab"));
+            }
+        }
+
+        if (types is not null)
+        {
+            symbols.AddRange(PerCpuSymbols(types, symbols, known));
+        }
+
         return new Result(symbols, types);
+    }
+
+    /// <summary>
+    /// Every per-CPU variable of the BTF's <c>.data..percpu</c> DATASEC (pahole encodes their offsets in the section),
+    /// placed by one whose address is known (an exported one: <c>kernel_cpustat</c>, <c>irq_stat</c>…): where per-CPU
+    /// variables are image addresses (arm64, i386; not x86-64's zero-based section), <c>__per_cpu_start</c> is that
+    /// address minus its offset, and every other variable follows, with <c>__per_cpu_end</c> after the last. Two known
+    /// variables that disagree on the start mean the BTF is not this kernel's: then nothing is added.
+    /// </summary>
+    private static IEnumerable<KernelSymbol> PerCpuSymbols(TypeCatalog types, List<KernelSymbol> symbols, HashSet<string> known)
+    {
+        var section = types.GetDataSection(".data..percpu");
+        var byName = symbols.GroupBy(x => x.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First().Address, StringComparer.Ordinal);
+        var starts = section.Where(v => byName.ContainsKey(v.Name)).Select(v => unchecked(byName[v.Name] - (ulong)v.Offset)).Distinct().ToList();
+        if (starts.Count != 1 || known.Contains("__per_cpu_start"))
+        {
+            return [];
+        }
+
+        ulong start = starts[0];
+        var added = new List<KernelSymbol> { new("__per_cpu_start", start, 'D', "scan"), new("__per_cpu_end", start + (ulong)section.Max(v => v.Offset + v.Size), 'D', "scan") };
+        added.AddRange(section.Where(v => known.Add(v.Name)).Select(v => new KernelSymbol(v.Name, start + (ulong)v.Offset, 'D', "BTF .data..percpu")));
+        return added;
     }
 
     /// <summary>Offsets of <paramref name="pattern"/> in the first <paramref name="length"/> bytes of <paramref name="block"/> that start below <paramref name="limit"/>.</summary>

@@ -123,10 +123,98 @@ public sealed class KernelDataScannerTests
         Assert.DoesNotContain(result.Symbols, s => s.Name == "__start_BTF");
     }
 
+    [Fact]
+    public void ExportedVariables_ComeFromTheKsymtab_AndPerCpuOnesFromTheBtfDataSection()
+    {
+        var memory = new SparseMemory();
+        ulong table = Etext + 0x44_a720;
+        ulong strings = Etext + 0x46_0000;
+        ulong percpuStart = Etext + 0xb0_3000;
+
+        // include/linux/export-internal.h (6.1, PREL32): { int value_offset; int name_offset; int namespace_offset; },
+        // each relative to its own field; sorted by name. A function (below _etext) is exported too.
+        (string Name, ulong Value)[] exports =
+        [
+            ("__per_cpu_offset", Etext + 0x9c_3000),
+            ("avenrun", Etext + 0xc8_00f8),
+            ("kernel_cpustat", percpuStart + 10408),
+            ("nr_cpu_ids", Etext + 0x9b_eb20),
+            ("printk", Etext - 0x10_0000),
+        ];
+        ulong at = strings;
+        for (int i = 0; i < exports.Length; i++)
+        {
+            memory.Write(at, Encoding.ASCII.GetBytes("\0" + exports[i].Name + "\0"));
+            ulong entry = table + (ulong)(12 * i);
+            var e = new byte[12];
+            BinaryPrimitives.WriteInt32LittleEndian(e, (int)(long)(exports[i].Value - entry));
+            BinaryPrimitives.WriteInt32LittleEndian(e.AsSpan(4), (int)(long)(at + 1 - (entry + 4)));
+            memory.Write(entry, e);
+            at += (ulong)exports[i].Name.Length + 1;
+        }
+
+        memory.Write(Etext + 0x4a_0000, TaskBtf(perCpu: [("kernel_cpustat", 10408, 80), ("runqueues", 81728, 3328), ("__entry_task", 776, 8)]));
+
+        var result = KernelDataScanner.Scan(memory.Read, Etext, 8, KvmLimits.Default);
+
+        Assert.Equal(Etext + 0xc8_00f8, Symbol(result, "avenrun"));
+        Assert.Equal(Etext + 0x9b_eb20, Symbol(result, "nr_cpu_ids"));
+        Assert.Equal("__ksymtab", Assert.Single(result.Symbols, s => s.Name == "avenrun").Source);
+        Assert.DoesNotContain(result.Symbols, s => s.Name == "printk");
+        Assert.Equal(percpuStart, Symbol(result, "__per_cpu_start"));
+        Assert.Equal(percpuStart + 81728 + 3328, Symbol(result, "__per_cpu_end"));
+        Assert.Equal(percpuStart + 81728, Symbol(result, "runqueues"));
+        Assert.Equal(percpuStart + 776, Symbol(result, "__entry_task"));
+        Assert.Equal(percpuStart + 10408, Symbol(result, "kernel_cpustat"));
+    }
+
+    [Fact]
+    public void ExportedVariables_OfA32BitKernelWithPointerEntries()
+    {
+        // Without PREL32 relocations: { unsigned long value; const char *name; const char *namespace; }.
+        var memory = new SparseMemory();
+        const ulong etext = 0xc191_bc80;
+        const ulong table = 0xc1bd_bbf0;
+        ulong at = 0xc1c0_0000;
+        (string Name, ulong Value)[] exports = [("avenrun", 0xc1f0_0010), ("init_uts_ns", 0xc1e0_0020), ("nr_cpu_ids", 0xc1e0_1000)];
+        for (int i = 0; i < exports.Length; i++)
+        {
+            memory.Write(at, Encoding.ASCII.GetBytes("\0" + exports[i].Name + "\0"));
+            var e = new byte[12];
+            BinaryPrimitives.WriteUInt32LittleEndian(e, (uint)exports[i].Value);
+            BinaryPrimitives.WriteUInt32LittleEndian(e.AsSpan(4), (uint)(at + 1));
+            memory.Write(table + (ulong)(12 * i), e);
+            at += (ulong)exports[i].Name.Length + 1;
+        }
+
+        var result = KernelDataScanner.Scan(memory.Read, etext, 4, KvmLimits.Default, TypeCatalog.Parse(TaskBtf(pointerSize: 4), "test"));
+
+        Assert.Equal(0xc1f0_0010UL, Symbol(result, "avenrun"));
+        Assert.Equal(0xc1e0_0020UL, Symbol(result, "init_uts_ns"));
+        Assert.Equal(0xc1e0_1000UL, Symbol(result, "nr_cpu_ids"));
+    }
+
+    [Fact]
+    public void AnOffsetThatHappensToReachAnAnchor_IsNotATable()
+    {
+        // One int that leads to "avenrun", with nothing that reads as neighbouring entries: no symbols come of it.
+        var memory = new SparseMemory();
+        ulong name = Etext + 0x46_0001;
+        memory.Write(name - 1, "\0avenrun\0"u8);
+        ulong entry = Etext + 0x44_0000;
+        var e = new byte[12];
+        BinaryPrimitives.WriteInt32LittleEndian(e.AsSpan(4), (int)(long)(name - (entry + 4)));
+        memory.Write(entry, e);
+
+        var result = KernelDataScanner.Scan(memory.Read, Etext, 8, KvmLimits.Default);
+
+        Assert.DoesNotContain(result.Symbols, s => s.Name == "avenrun");
+    }
+
     private static ulong Symbol(KernelDataScanner.Result result, string name) => Assert.Single(result.Symbols, s => s.Name == name).Address;
 
     /// <summary>A task_struct with pid, tgid, tasks (list_head), mm and comm[16] at the offsets above (or the 32-bit ones).</summary>
-    private static byte[] TaskBtf(int pointerSize = 8)
+    private static byte[] TaskBtf(int pointerSize = 8, (string Name, int Offset, int Size)[]? perCpu = null)
     {
         var b = new BtfBuilder();
         int i32 = b.Int("int", 4, 32, signed: true);
@@ -144,6 +232,13 @@ public sealed class KernelDataScannerTests
         {
             // i386: pid 4, tgid 8, tasks 12, mm 20, comm 24.
             b.Struct("task_struct", 40, ("pid", i32, 32, 0), ("tgid", i32, 64, 0), ("tasks", listHead, 96, 0), ("mm", mmPtr, 160, 0), ("comm", comm, 192, 0));
+        }
+
+        if (perCpu is not null)
+        {
+            // What pahole writes for per-CPU variables: a VAR each, and a DATASEC with their offsets in the section.
+            var vars = perCpu.Select(v => (b.Variable(v.Name, i32), v.Offset, v.Size)).ToArray();
+            b.DataSection(".data..percpu", perCpu.Max(v => v.Offset + v.Size), vars);
         }
 
         return b.Build();
