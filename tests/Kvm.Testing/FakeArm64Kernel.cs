@@ -46,7 +46,7 @@ public sealed class FakeArm64Kernel : IFakeKernel
         }
 
         Memory.Write(physicalLoad + BannerOffset, Encoding.ASCII.GetBytes(Banner + "\0"));
-        WriteUts();
+        Memory.Write(PhysicalLoad + UtsOffset, FakeUtsname.Bytes(Release, "#1 SMP Debian", "aarch64"));
         Memory.WriteUInt64(physicalLoad + JiffiesOffset, 0x1234_5678_9abc);
         Memory.Write(VmcoreInfoPage, Encoding.ASCII.GetBytes(VmcoreInfoText));
     }
@@ -120,16 +120,4 @@ public sealed class FakeArm64Kernel : IFakeKernel
 
     /// <summary>The fake image as a raw (offset = physical address) file.</summary>
     public byte[] ToRaw() => Memory.ToFlat((PhysicalLoad + ImageSize + 0xfffff) & ~0xfffffUL);
-
-    private void WriteUts()
-    {
-        var uts = new byte[65 * 6];
-        string[] fields = ["Linux", "fakehost", Release, "#1 SMP Debian", "aarch64", "(none)"];
-        for (int i = 0; i < fields.Length; i++)
-        {
-            Encoding.ASCII.GetBytes(fields[i]).CopyTo(uts, i * 65);
-        }
-
-        Memory.Write(PhysicalLoad + UtsOffset, uts);
-    }
 }

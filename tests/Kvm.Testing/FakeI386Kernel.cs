@@ -65,7 +65,7 @@ public sealed class FakeI386Kernel
         }
 
         Memory.Write(PhysicalLoad + BannerOffset, Encoding.ASCII.GetBytes(Banner + "\0"));
-        WriteUts();
+        Memory.Write(PhysicalLoad + UtsOffset, FakeUtsname.Bytes(Release, "#1 SMP PREEMPT_DYNAMIC", "i686", "fake686"));
         Symbol("_text", TextVa);
         Symbol("_stext", TextVa);
         Symbol("linux_banner", TextVa + BannerOffset);
@@ -196,18 +196,6 @@ public sealed class FakeI386Kernel
         Memory.Write(Pa(va), new byte[size]);
         Symbol(name, va);
         return va;
-    }
-
-    private void WriteUts()
-    {
-        var uts = new byte[65 * 6];
-        string[] fields = ["Linux", "fake686", Release, "#1 SMP PREEMPT_DYNAMIC", "i686", "(none)"];
-        for (int i = 0; i < fields.Length; i++)
-        {
-            Encoding.ASCII.GetBytes(fields[i]).CopyTo(uts, i * 65);
-        }
-
-        Memory.Write(PhysicalLoad + UtsOffset, uts);
     }
 
     private void WriteProcesses()

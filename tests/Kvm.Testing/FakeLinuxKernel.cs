@@ -41,7 +41,7 @@ public sealed class FakeLinuxKernel : IFakeKernel
         Tables.Map(PageOffsetBase, 0, 0x40000000);
 
         Memory.Write(physicalLoad + BannerOffset, Encoding.ASCII.GetBytes(Banner + "\0"));
-        WriteUts();
+        Memory.Write(PhysicalLoad + UtsOffset, FakeUtsname.Bytes(Release, "#1 SMP PREEMPT_DYNAMIC", "x86_64"));
         Memory.WriteUInt64(physicalLoad + JiffiesOffset, 0x1234_5678_9abc);
         Memory.Write(VmcoreInfoPage, Encoding.ASCII.GetBytes(VmcoreInfoText));
     }
@@ -105,16 +105,4 @@ public sealed class FakeLinuxKernel : IFakeKernel
 
     /// <summary>The fake image as a raw (offset = physical address) file.</summary>
     public byte[] ToRaw() => Memory.ToFlat((PhysicalLoad + ImageSize + 0xfffff) & ~0xfffffUL);
-
-    private void WriteUts()
-    {
-        var uts = new byte[65 * 6];
-        string[] fields = ["Linux", "fakehost", Release, "#1 SMP PREEMPT_DYNAMIC", "x86_64", "(none)"];
-        for (int i = 0; i < fields.Length; i++)
-        {
-            Encoding.ASCII.GetBytes(fields[i]).CopyTo(uts, i * 65);
-        }
-
-        Memory.Write(PhysicalLoad + UtsOffset, uts);
-    }
 }
