@@ -34,6 +34,7 @@ internal static class Program
         root.Subcommands.Add(FstatCommand.Create(io));
         root.Subcommands.Add(PcpuCommand.Create(io));
         root.Subcommands.Add(CptimeCommand.Create(io));
+        root.Subcommands.Add(CounterCommand.Create(io));
         root.Subcommands.Add(PagesCommand.Create(io));
 
         var parse = root.Parse(args);

@@ -39,6 +39,13 @@ public enum CpuIdleSource
     /// when NO_HZ is not active, and the fallback when the NO_HZ data cannot be read (see <see cref="CpuTimesSummary.Note"/>).
     /// </summary>
     CpuStat,
+
+    /// <summary>
+    /// FreeBSD: every figure is a count of statistics-clock ticks, kept per CPU in <c>struct pcpu</c>'s
+    /// <c>pc_cp_time[CPUSTATES]</c> (sys/kern/kern_clock.c <c>statclock</c> adds to the state the CPU is in); there is no
+    /// separate idle accounting (see <see cref="CpuTimes.StatClockTicks"/>).
+    /// </summary>
+    StatClock,
 }
 
 /// <summary>
@@ -93,12 +100,23 @@ public sealed record CpuTimes(
         string.Create(CultureInfo.InvariantCulture, $"{(Cpu < 0 ? "cpu " : $"cpu{Cpu}")} {string.Join(' ', ToProcStatTicks().Select(v => v.ToString(CultureInfo.InvariantCulture)))}");
 
     /// <summary>
-    /// FreeBSD's five CPU states in clock ticks (<see cref="UserHz"/>), indexed by <see cref="CpuState"/>:
-    /// <c>CP_INTR</c> is irq plus softirq and <c>CP_IDLE</c> idle plus iowait, each summed in nanoseconds and then
-    /// truncated once; steal time has no FreeBSD state and is left out, and guest time is already in user and nice.
+    /// A FreeBSD kernel's own counters: <c>pc_cp_time[CPUSTATES]</c> of this CPU (or, for the total,
+    /// <c>kvm_getcptime</c>'s <c>cp_time</c>), in ticks of the statistics clock (<see cref="CpuTimesSummary.StatClockHz"/>
+    /// per second), indexed by <see cref="CpuState"/>; null on Linux. The nanosecond fields are these ticks converted
+    /// (<c>CP_INTR</c> as <see cref="Irq"/>); <see cref="IoWait"/>, <see cref="SoftIrq"/>, <see cref="Steal"/>,
+    /// <see cref="Guest"/> and <see cref="GuestNice"/> have no FreeBSD counter and are 0.
     /// </summary>
-    public long[] ToCpuStates() =>
-        [ToClockTicks(User), ToClockTicks(Nice), ToClockTicks(System), SumToClockTicks(Irq, SoftIrq), SumToClockTicks(Idle, IoWait)];
+    public IReadOnlyList<long>? StatClockTicks { get; init; }
+
+    /// <summary>
+    /// FreeBSD's five CPU states, indexed by <see cref="CpuState"/>. From a FreeBSD kernel, its own
+    /// <see cref="StatClockTicks"/>. From Linux, clock ticks (<see cref="UserHz"/>): <c>CP_INTR</c> is irq plus softirq
+    /// and <c>CP_IDLE</c> idle plus iowait, each summed in nanoseconds and then truncated once; steal time has no
+    /// FreeBSD state and is left out, and guest time is already in user and nice.
+    /// </summary>
+    public long[] ToCpuStates() => StatClockTicks is { } ticks
+        ? [.. ticks]
+        : [ToClockTicks(User), ToClockTicks(Nice), ToClockTicks(System), SumToClockTicks(Irq, SoftIrq), SumToClockTicks(Idle, IoWait)];
 
     // Two u64 counters can exceed 64 bits together; their tick count cannot (2^65 / 10^7 fits a long).
     private static long SumToClockTicks(ulong a, ulong b) => (long)(((UInt128)a + b) / NanosecondsPerTick);
@@ -118,6 +136,16 @@ public sealed record CpuTimes(
 /// </param>
 public sealed record CpuTimesSummary(IReadOnlyList<CpuTimes> Cpus, CpuTimes Total, CpuIdleSource IdleSource, long? MonotonicNanoseconds, string? Note)
 {
-    /// <summary>FreeBSD's <c>cp_time[CPUSTATES]</c> for the whole machine, in clock ticks: <see cref="CpuTimes.ToCpuStates"/> of <see cref="Total"/>.</summary>
+    /// <summary>
+    /// FreeBSD: the statistics clock's rate (<c>stathz</c>, sys/kern/kern_clock.c), the unit of
+    /// <see cref="CpuTimes.StatClockTicks"/> and of <see cref="GetCpuStates"/>; null on Linux, and on FreeBSD when
+    /// <c>stathz</c> cannot be read (the nanosecond fields are then 0 and <see cref="Note"/> says so).
+    /// </summary>
+    public int? StatClockHz { get; init; }
+
+    /// <summary>
+    /// FreeBSD's <c>cp_time[CPUSTATES]</c> for the whole machine: <see cref="CpuTimes.ToCpuStates"/> of
+    /// <see cref="Total"/> — USER_HZ ticks from Linux, the kernel's statistics-clock ticks from FreeBSD.
+    /// </summary>
     public long[] GetCpuStates() => Total.ToCpuStates();
 }

@@ -17,20 +17,26 @@ public sealed partial class KernelImage
     /// </summary>
     /// <remarks>
     /// A FreeBSD image supports memory (reads, translation, <see cref="EnumeratePages"/>), symbols from the kernel's
-    /// ELF symbol table, <see cref="Release"/> and <see cref="ReadBanner"/>. With the kernel's CTF at hand (the kernel
-    /// given as namelist carries it), the FreeBSD walkers read, as FreeBSD's own tools do from a core: processes from
-    /// <c>allproc</c> (<see cref="GetProcesses"/>), the message buffer (<see cref="ReadKernelLog"/>), the load average
-    /// (<see cref="GetLoadAverage"/>), the CPUs (<see cref="GetCpus"/>) and the clocks (<see cref="GetClock"/>). The
-    /// walkers that read Linux structures only (swap, files, CPU times, per-CPU addresses) refuse it with a
-    /// <see cref="KvmException"/> (<see cref="KvmErrorCode.NotSupported"/>) that says so.
+    /// ELF symbol table with <c>kvm_nlist</c>'s DPCPU and VNET look-ups (<see cref="LookupNamelist"/>), DPCPU
+    /// variables of any CPU (<see cref="GetPerCpuAddress(string, int)"/>, from <c>dpcpu_off</c>), <see cref="Release"/>
+    /// and <see cref="ReadBanner"/>. With the kernel's CTF at hand (the kernel given as namelist carries it), the
+    /// FreeBSD walkers read, as FreeBSD's own tools do from a core: processes from <c>allproc</c>
+    /// (<see cref="GetProcesses"/>), the message buffer (<see cref="ReadKernelLog"/>), the load average
+    /// (<see cref="GetLoadAverage"/>), the CPUs (<see cref="GetCpus"/>), the clocks (<see cref="GetClock"/>), the swap
+    /// devices (<see cref="GetSwapInfo"/>), the CPU times (<see cref="GetCpuTimes"/>), per-CPU allocations and
+    /// <c>counter(9)</c> values (<see cref="GetPerCpuAllocationAddress"/>, <see cref="ReadPerCpuCounter"/>) and VNET
+    /// variables. Open files, which read Linux structures only, are refused with a <see cref="KvmException"/>
+    /// (<see cref="KvmErrorCode.NotSupported"/>) that says so.
     /// </remarks>
     public KernelOperatingSystem OperatingSystem { get; private init; }
 
     private FreeBsdDumpInfo? FreeBsdInfo { get; init; }
 
+    private readonly Dictionary<int, FreeBsdVirtualNetwork> _freeBsdVnets = [];
     private FreeBsdProcessWalker? _freeBsdProcesses;
     private FreeBsdSystemWalker? _freeBsdSystem;
     private FreeBsdKernelReader? _freeBsdKernel;
+    private FreeBsdDynamicPerCpu? _freeBsdDynamicPerCpu;
 
     /// <summary>
     /// Decides whether the image is FreeBSD's: the image says so (minidump, dump-device header, ELF full dump), or
@@ -172,6 +178,115 @@ public sealed partial class KernelImage
         {
             return _freeBsdKernel ??= new FreeBsdKernelReader((a, b) => _memory.ReadVirtual(a, b, out _), name => TryGetSymbol(name, out var s) ? s.Address : null, types, _options.Limits);
         }
+    }
+
+    /// <summary>
+    /// The DPCPU set and <c>dpcpu_off</c>, read once (they are fixed once the kernel has booted); symbols and words only,
+    /// no CTF, as lib/libkvm/kvm_pcpu.c needs none. A failed read is not remembered, so that its error is given again.
+    /// </summary>
+    private FreeBsdDynamicPerCpu FreeBsdDpcpu()
+    {
+        lock (_linuxLock)
+        {
+            return _freeBsdDynamicPerCpu ??= FreeBsdDynamicPerCpu.Load((a, b) => _memory.ReadVirtual(a, b, out _), name => TryGetSymbol(name, out var s) ? s.Address : null, PointerSize);
+        }
+    }
+
+    /// <summary>
+    /// The virtual network stack of process <paramref name="pid"/>, or of <c>proc0</c> (vnet0) when null or 0 — the one
+    /// libkvm selects on a crash dump (lib/libkvm/kvm_vnet.c <c>_kvm_vnet_selectpid</c>).
+    /// </summary>
+    /// <exception cref="ArgumentException">No process has that pid.</exception>
+    private FreeBsdVirtualNetwork FreeBsdVnet(int? pid)
+    {
+        int key = pid ?? 0;
+        lock (_linuxLock)
+        {
+            if (_freeBsdVnets.TryGetValue(key, out var known))
+            {
+                return known;
+            }
+        }
+
+        var kernel = FreeBsdKernel("FreeBSD VNET variables");
+        ulong proc = key == 0
+            ? kernel.RequireSymbol("proc0")
+            : FreeBsdProcesses().List(ProcessQuery.ForPid(key)).Processes is { Count: > 0 } found
+                ? found[0].TaskAddress
+                : throw new ArgumentException($"the vnet of pid {key}: no such process in allproc", nameof(pid));
+        var vnet = FreeBsdVirtualNetwork.Select(kernel, proc, key);
+        lock (_linuxLock)
+        {
+            _freeBsdVnets[key] = vnet;
+        }
+
+        return vnet;
+    }
+
+    /// <summary>Per-CPU allocations (<c>UMA_ZONE_PCPU</c>) and <c>counter(9)</c>; <paramref name="what"/> names the caller in errors.</summary>
+    private FreeBsdPerCpuZones FreeBsdZones(string what) => new(FreeBsdKernel(what), FreeBsdSystem(what), PageSize);
+
+    /// <summary>
+    /// <c>kvm_nlist</c> on a FreeBSD kernel (lib/libkvm/kvm_private.c <c>_kvm_nlist</c> on a core): the name itself
+    /// (one leading underscore optional); if missing, <c>vnet_entry_</c> + the name without its leading underscore,
+    /// relocated by the selected vnet's <c>vnet_data_base</c> when in <c>set_vnet</c>; if still missing,
+    /// <c>pcpu_entry_</c> + that name, relocated by <c>dpcpu_off[cpu]</c> when in <c>set_pcpu</c>. A prefix whose
+    /// data cannot be set up is skipped, as libkvm skips it; the entry's note then says why.
+    /// </summary>
+    private NamelistEntry LookupFreeBsdNamelist(string name, int cpu, int? vnetPid)
+    {
+        if (TryGetSymbol(name, out var direct))
+        {
+            return new NamelistEntry(name, direct, direct.Address, NamelistRelocation.None, null);
+        }
+
+        string stem = name.Length > 0 && name[0] == '_' ? name[1..] : name;
+        string? note = null;
+        if (TryGetSymbolExact(FreeBsdVirtualNetwork.SymbolPrefix + stem, out var inVnet))
+        {
+            try
+            {
+                ulong value = FreeBsdVnet(vnetPid).ValidateAddress(inVnet.Address, PointerSize);
+                return new NamelistEntry(name, inVnet, value, value == inVnet.Address ? NamelistRelocation.None : NamelistRelocation.VirtualNetwork, null);
+            }
+            catch (KvmException e)
+            {
+                note = $"{name}: {inVnet.Name} exists but no vnet can be selected ({e.Message})";
+            }
+        }
+
+        if (TryGetSymbolExact(FreeBsdDynamicPerCpu.SymbolPrefix + stem, out var inSet))
+        {
+            try
+            {
+                ulong value = FreeBsdDpcpu().ValidateAddress(inSet.Address, cpu, PointerSize);
+                return new NamelistEntry(name, inSet, value, value == inSet.Address ? NamelistRelocation.None : NamelistRelocation.DynamicPerCpu, null);
+            }
+            catch (KvmException e)
+            {
+                note ??= $"{name}: {inSet.Name} exists but the DPCPU data is unavailable ({e.Message})";
+            }
+        }
+
+        return new NamelistEntry(name, null, 0, NamelistRelocation.None, note);
+    }
+
+    /// <summary>A DPCPU variable by name — <paramref name="name"/> or <c>pcpu_entry_</c> + it — and CPU <paramref name="cpu"/>'s copy.</summary>
+    private ulong FreeBsdDynamicPerCpuAddress(string name, int cpu)
+    {
+        string stem = name.Length > 0 && name[0] == '_' ? name[1..] : name;
+        if (!TryGetSymbol(name, out var symbol) && !TryGetSymbolExact(FreeBsdDynamicPerCpu.SymbolPrefix + stem, out symbol))
+        {
+            throw new SymbolNotFoundException(name, $"nor {FreeBsdDynamicPerCpu.SymbolPrefix}{stem}");
+        }
+
+        var set = FreeBsdDpcpu();
+        if (!set.Contains(symbol.Address))
+        {
+            throw new ArgumentException($"{symbol.Name} (0x{symbol.Address:x}) is not a DPCPU variable: it lies outside [__start_set_pcpu 0x{set.Start:x}, __stop_set_pcpu 0x{set.Stop:x})", nameof(name));
+        }
+
+        return set.Relocate(symbol.Address, cpu, PointerSize);
     }
 
     /// <summary><c>dmesg -M core -N kernel</c>: the message buffer behind <c>msgbufp</c>, a record per line.</summary>

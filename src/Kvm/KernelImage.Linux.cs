@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Kvm.FreeBsd;
 using Kvm.Images;
 using Kvm.Linux;
 using Kvm.Types;
@@ -176,43 +177,74 @@ public sealed partial class KernelImage
         return SystemState().Cpus();
     }
 
-    /// <summary>The address of per-CPU variable <paramref name="symbol"/> for <paramref name="cpu"/>.</summary>
-    /// <exception cref="SymbolNotFoundException">The symbol is unknown.</exception>
+    /// <summary>
+    /// The address of per-CPU variable <paramref name="symbol"/> for <paramref name="cpu"/>. FreeBSD: a DPCPU variable
+    /// (<paramref name="symbol"/> or <c>pcpu_entry_</c> + it, in <c>set_pcpu</c>), at its value plus
+    /// <c>dpcpu_off[cpu]</c> (sys/sys/pcpu.h <c>DPCPU_ID_PTR</c>).
+    /// </summary>
+    /// <exception cref="SymbolNotFoundException">The symbol is unknown (FreeBSD: or <c>dpcpu_off</c>, <c>mp_maxcpus</c>, the set's bounds).</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="cpu"/> is not below <c>nr_cpu_ids</c> (FreeBSD: <c>mp_maxcpus</c>).</exception>
+    /// <exception cref="ArgumentException">FreeBSD: the symbol is not in <c>set_pcpu</c>, or the CPU does not exist (<c>dpcpu_off[cpu]</c> is 0).</exception>
     public ulong GetPerCpuAddress(string symbol, int cpu)
     {
         ArgumentNullException.ThrowIfNull(symbol);
         ThrowIfDisposed();
+        if (OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            return FreeBsdDynamicPerCpuAddress(symbol, cpu);
+        }
+
         return SystemState().PerCpuAddress(GetSymbol(symbol).Address, cpu);
     }
 
     /// <summary>
     /// The address of the per-CPU copy for <paramref name="cpu"/> of per-CPU data at <paramref name="address"/>: a
-    /// per-CPU symbol's value, or a <c>__percpu</c> pointer from <c>alloc_percpu</c> (<c>per_cpu_ptr</c>).
+    /// per-CPU symbol's value, or a <c>__percpu</c> pointer from <c>alloc_percpu</c> (<c>per_cpu_ptr</c>). FreeBSD:
+    /// DPCPU data, <paramref name="address"/> + <c>dpcpu_off[cpu]</c>; a per-CPU allocation of UMA (a
+    /// <c>counter_u64_t</c>) is placed otherwise, by <see cref="GetPerCpuAllocationAddress"/>.
     /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="cpu"/> is not below <c>nr_cpu_ids</c>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="cpu"/> is not below <c>nr_cpu_ids</c> (FreeBSD: <c>mp_maxcpus</c>).</exception>
+    /// <exception cref="ArgumentException">FreeBSD: the CPU does not exist (<c>dpcpu_off[cpu]</c> is 0).</exception>
     public ulong GetPerCpuAddress(ulong address, int cpu)
     {
         ThrowIfDisposed();
+        if (OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            return FreeBsdDpcpu().Relocate(address, cpu, PointerSize);
+        }
+
         return SystemState().PerCpuAddress(address, cpu);
     }
 
     /// <summary>
     /// True when <paramref name="symbol"/> is a per-CPU variable (its value lies in
-    /// <c>[__per_cpu_start, __per_cpu_end)</c>, the offsets of the <c>.data..percpu</c> section), so that its value is
-    /// an offset to add to a CPU's <c>__per_cpu_offset</c> rather than an address to read.
+    /// <c>[__per_cpu_start, __per_cpu_end)</c>, the offsets of the <c>.data..percpu</c> section; FreeBSD:
+    /// <c>[__start_set_pcpu, __stop_set_pcpu)</c>, the DPCPU set), so that its value is an offset to add to a CPU's
+    /// <c>__per_cpu_offset</c> (FreeBSD: <c>dpcpu_off</c>) rather than an address to read.
     /// </summary>
     public bool IsPerCpuSymbol(KernelSymbol symbol)
     {
         ThrowIfDisposed();
-        return TryGetSymbolExact("__per_cpu_start", out var start) && TryGetSymbolExact("__per_cpu_end", out var end)
+        var (startName, endName) = OperatingSystem == KernelOperatingSystem.FreeBsd ? ("__start_set_pcpu", "__stop_set_pcpu") : ("__per_cpu_start", "__per_cpu_end");
+        return TryGetSymbolExact(startName, out var start) && TryGetSymbolExact(endName, out var end)
             && start.Address < end.Address && symbol.Address >= start.Address && symbol.Address < end.Address
             && symbol.Source != "resolver";
     }
 
-    /// <summary>Reads the swap areas (<c>kvm_getswapinfo</c>, <c>/proc/swaps</c>).</summary>
+    /// <summary>
+    /// Reads the swap areas (<c>kvm_getswapinfo</c>, <c>/proc/swaps</c>). FreeBSD: the devices of <c>swtailq</c>, as
+    /// lib/libkvm/kvm_getswapinfo.c reads them from a core (sizes in pages less <c>dmmax</c>, names from the device's
+    /// <c>struct cdev</c>; see <see cref="SwapArea"/>); needs the kernel's CTF.
+    /// </summary>
+    /// <exception cref="CorruptImageException">FreeBSD: <c>swtailq</c> loops or is implausibly long.</exception>
     public SwapSummary GetSwapInfo()
     {
         ThrowIfDisposed();
+        if (OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            return FreeBsdSwapWalker.Read(FreeBsdKernel("FreeBSD swap (swtailq)"), PageSize);
+        }
+
         return SwapAreas().Read();
     }
 

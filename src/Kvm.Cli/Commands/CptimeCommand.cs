@@ -6,7 +6,8 @@ namespace Kvm.Cli.Commands;
 
 /// <summary>
 /// <c>kmem cptime</c>: the CPU time counters, as the cpu lines of <c>/proc/stat</c> and as FreeBSD's
-/// <c>cp_time[CPUSTATES]</c> (<c>kvm_getcptime</c>).
+/// <c>cp_time[CPUSTATES]</c> (<c>kvm_getcptime</c>). From a FreeBSD kernel, the <c>/proc/stat</c> lines are its
+/// <c>pc_cp_time</c> converted to USER_HZ ticks (through <c>stathz</c>), and <c>cp_time</c> is the kernel's own.
 /// </summary>
 internal static class CptimeCommand
 {
@@ -21,7 +22,12 @@ internal static class CptimeCommand
     {
         using var image = ctx.OpenImage();
         var times = image.GetCpuTimes();
-        string source = times.IdleSource == CpuIdleSource.TickSched ? "tick_sched" : "cpustat";
+        string source = times.IdleSource switch
+        {
+            CpuIdleSource.TickSched => "tick_sched",
+            CpuIdleSource.StatClock => "pc_cp_time",
+            _ => "cpustat",
+        };
         if (ctx.IsJson)
         {
             JsonOutput.Write(ctx.Out, w =>
@@ -29,6 +35,10 @@ internal static class CptimeCommand
                 w.WriteStartObject();
                 w.WriteNumber("userHz", CpuTimes.UserHz);
                 w.WriteString("idleSource", source);
+                if (times.StatClockHz is { } stathz)
+                {
+                    w.WriteNumber("statHz", stathz);
+                }
                 if (times.MonotonicNanoseconds is { } now)
                 {
                     w.WriteNumber("monotonicNs", now);
@@ -68,7 +78,24 @@ internal static class CptimeCommand
         }
 
         var cp = times.GetCpuStates();
-        ctx.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"cp_time: user {cp[(int)CpuState.User]} nice {cp[(int)CpuState.Nice]} sys {cp[(int)CpuState.System]} intr {cp[(int)CpuState.Interrupt]} idle {cp[(int)CpuState.Idle]} (ticks of 1/{CpuTimes.UserHz} s)"));
+        string unit = times.IdleSource != CpuIdleSource.StatClock
+            ? string.Create(CultureInfo.InvariantCulture, $"ticks of 1/{CpuTimes.UserHz} s")
+            : times.StatClockHz is { } hz ? string.Create(CultureInfo.InvariantCulture, $"statclock ticks of 1/{hz} s") : "statclock ticks";
+        ctx.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"cp_time: user {cp[(int)CpuState.User]} nice {cp[(int)CpuState.Nice]} sys {cp[(int)CpuState.System]} intr {cp[(int)CpuState.Interrupt]} idle {cp[(int)CpuState.Idle]} ({unit})"));
+        if (times.IdleSource == CpuIdleSource.StatClock)
+        {
+            // FreeBSD keeps no idle accounting of its own to describe: every figure is pc_cp_time.
+            int absent = times.Cpus.Count(c => !c.IsOnline);
+            string absentText = absent == 0 ? string.Empty : string.Create(CultureInfo.InvariantCulture, $"; {absent} CPU id{(absent == 1 ? string.Empty : "s")} with no CPU");
+            ctx.Out.WriteLine($"FreeBSD pc_cp_time of each CPU{absentText}");
+            if (times.Note is { } freeBsdNote)
+            {
+                ctx.Error.WriteLine($"kmem: warning: {freeBsdNote}");
+            }
+
+            return 0;
+        }
+
         string clock = times.MonotonicNanoseconds is { } ns ? string.Create(CultureInfo.InvariantCulture, $", idle periods in progress measured to the monotonic clock at {ns / 1e9:F9} s") : string.Empty;
         int offline = times.Cpus.Count(c => !c.IsOnline);
         string offlineText = offline == 0 ? string.Empty : string.Create(CultureInfo.InvariantCulture, $"; {offline} offline CPU{(offline == 1 ? string.Empty : "s")} in the total only");

@@ -5,7 +5,8 @@ namespace Kvm.Cli.Commands;
 
 /// <summary>
 /// <c>kmem pcpu [SYMBOL] [-c CPU] [-x N]</c>: where a per-CPU variable lives on each CPU (and its bytes); with no
-/// symbol, the CPUs themselves and the task current on each.
+/// symbol, the CPUs themselves and the task current on each. On FreeBSD the variable is a DPCPU one (<c>SYMBOL</c> or
+/// <c>pcpu_entry_SYMBOL</c>), placed with <c>dpcpu_off</c>; CPU ids with no CPU behind them are left out.
 /// </summary>
 internal static class PcpuCommand
 {
@@ -46,7 +47,7 @@ internal static class PcpuCommand
             throw new ArgumentException($"no CPU {wanted} (possible CPUs: 0-{summary.MaxCpus - 1})");
         }
 
-        return symbol is null ? ListCpus(ctx, summary, cpus) : ShowVariable(ctx, image, symbol, cpus, size);
+        return symbol is null ? ListCpus(ctx, summary, cpus) : ShowVariable(ctx, image, symbol, cpus, size, skipAbsent: only is null);
     }
 
     private static int ListCpus(CliContext ctx, CpuSummary summary, IReadOnlyList<CpuInfo> cpus)
@@ -96,12 +97,22 @@ internal static class PcpuCommand
         return 0;
     }
 
-    private static int ShowVariable(CliContext ctx, KernelImage image, string symbol, IReadOnlyList<CpuInfo> cpus, int size)
+    private static int ShowVariable(CliContext ctx, KernelImage image, string symbol, IReadOnlyList<CpuInfo> cpus, int size, bool skipAbsent)
     {
         var rows = new List<(CpuInfo Cpu, ulong Address, byte[] Bytes, string? Error)>();
         foreach (var c in cpus)
         {
-            ulong address = image.GetPerCpuAddress(symbol, c.Cpu);
+            ulong address;
+            try
+            {
+                address = image.GetPerCpuAddress(symbol, c.Cpu);
+            }
+            catch (ArgumentException) when (skipAbsent && !c.IsOnline && image.OperatingSystem == KernelOperatingSystem.FreeBsd)
+            {
+                // A FreeBSD CPU id with no CPU behind it has no copy of DPCPU variables (its dpcpu_off is 0).
+                continue;
+            }
+
             var buffer = new byte[size];
             string? error = null;
             if (size > 0 && !image.TryRead(address, buffer, out int n, out var fault))

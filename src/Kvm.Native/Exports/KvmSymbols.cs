@@ -46,30 +46,21 @@ internal static unsafe class KvmSymbols
     }
 
     /// <summary>
-    /// One look-up. Per-CPU variables come back as the address of the copy of the CPU chosen by
-    /// <c>kvm_dpcpu_setcpu</c> (CPU 0 by default), as FreeBSD's DPCPU symbols do: their raw value is only an offset.
+    /// One look-up, as <see cref="KernelImage.LookupNamelist"/> makes it with the CPU chosen by
+    /// <c>kvm_dpcpu_setcpu</c> (CPU 0 by default). Linux: per-CPU variables come back as that CPU's copy, as FreeBSD's
+    /// DPCPU symbols do (their raw value is only an offset). FreeBSD: a name not found is retried as
+    /// <c>vnet_entry_NAME</c> (relocated to vnet0's copy) and <c>pcpu_entry_NAME</c> (relocated with
+    /// <c>dpcpu_off</c>), as lib/libkvm's <c>_kvm_nlist</c>. Why a relocation could not be made is a soft error.
     /// </summary>
     private static (byte Type, ulong Value) Lookup(NativeKvm k, byte* name)
     {
-        if (!k.Image.TryGetSymbol(NativeText.Read(name)!, out var symbol))
+        var entry = k.Image.LookupNamelist(NativeText.Read(name)!, k.DpcpuCpu);
+        if (entry.Note is { } note)
         {
-            return (0, 0);
+            k.SetError(note, hard: false);
         }
 
-        ulong value = symbol.Address;
-        if (k.Image.IsPerCpuSymbol(symbol))
-        {
-            try
-            {
-                value = k.Image.GetPerCpuAddress(symbol.Address, k.DpcpuCpu);
-            }
-            catch (KvmException e)
-            {
-                k.SetError($"{symbol.Name}: per-CPU copy of CPU {k.DpcpuCpu} unknown ({e.Message}); its offset is returned", hard: false);
-            }
-        }
-
-        return (TypeOf(symbol), value);
+        return entry.Symbol is { } symbol ? (TypeOf(symbol), entry.Value) : ((byte)0, 0UL);
     }
 
     /// <summary>

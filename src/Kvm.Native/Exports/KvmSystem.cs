@@ -35,8 +35,9 @@ internal static unsafe class KvmSystem
     /// <summary>
     /// <c>kvm_getswapinfo(kd, ary, maxswap, flags)</c>: one row per swap area in <c>ary[0 .. maxswap−2]</c>, then a
     /// total row; returns the total row's index. Block devices are named without <c>/dev/</c> unless
-    /// <c>SWIF_DEV_PREFIX</c> is given, as FreeBSD's <c>devname</c>; swap files keep their path. <c>kd == NULL</c>
-    /// returns 0 (FreeBSD's cache reset); <c>maxswap &lt;= 0</c> returns −1 without a message.
+    /// <c>SWIF_DEV_PREFIX</c> is given, as FreeBSD's <c>devname</c>; swap files keep their path, and FreeBSD's NFS swap
+    /// is <c>[NFS swap]</c>. <c>kd == NULL</c> returns 0 (FreeBSD's cache reset); <c>maxswap &lt;= 0</c> returns −1
+    /// without a message.
     /// </summary>
     [UnmanagedCallersOnly(EntryPoint = "kvm_getswapinfo")]
     public static int GetSwapInfo(nint kd, KvmSwap* rows, int maxSwap, int flags)
@@ -86,7 +87,8 @@ internal static unsafe class KvmSystem
 
     /// <summary>
     /// <c>kvm_getpcpu(kd, cpu)</c>: a malloc'ed <c>struct pcpu</c> the caller frees; NULL for an offline or
-    /// out-of-range CPU (and for <c>kd == NULL</c>); <c>(void *)−1</c> on error.
+    /// out-of-range CPU (and for <c>kd == NULL</c>); <c>(void *)−1</c> on error. <c>pc_cp_time</c> is the CPU's
+    /// <see cref="CpuTimes.ToCpuStates"/>: USER_HZ ticks from Linux, the kernel's own <c>pc_cp_time</c> from FreeBSD.
     /// </summary>
     [UnmanagedCallersOnly(EntryPoint = "kvm_getpcpu")]
     public static nint GetPcpu(nint kd, int cpu) => kd == 0 ? 0 : ExportGuard.Run(kd, (nint)(-1), k =>
@@ -129,7 +131,9 @@ internal static unsafe class KvmSystem
     /// <summary>
     /// <c>kvm_getcptime(kd, cp_time)</c>: fills <c>CPUSTATES</c> (5) counters summed over the CPUs — user, nice,
     /// system, interrupt (irq + softirq), idle (idle + iowait) — in USER_HZ ticks, as the <c>cpu</c> line of
-    /// <c>/proc/stat</c>. 0, or −1; <c>kd == NULL</c> returns 0 (FreeBSD's cache reset).
+    /// <c>/proc/stat</c>; from FreeBSD, the kernel's <c>cp_time</c> (statistics-clock ticks: the global where there is
+    /// one, else the sum of each CPU's <c>pc_cp_time</c>, as lib/libkvm/kvm_cptime.c). 0, or −1; <c>kd == NULL</c>
+    /// returns 0 (FreeBSD's cache reset).
     /// </summary>
     [UnmanagedCallersOnly(EntryPoint = "kvm_getcptime")]
     public static int GetCpTime(nint kd, long* counters)
@@ -154,11 +158,20 @@ internal static unsafe class KvmSystem
 
     /// <summary>
     /// <c>kvm_dpcpu_setcpu(kd, cpu)</c>: chooses the CPU whose copy <c>kvm_nlist</c> returns for per-CPU
-    /// variables. 0, or −1 for a CPU beyond <c>nr_cpu_ids</c>.
+    /// variables. 0, or −1 for a CPU beyond <c>nr_cpu_ids</c>. FreeBSD, as lib/libkvm/kvm_pcpu.c: −1 with
+    /// <c>kvm_dpcpu_setcpu: init failed: …</c> when the DPCPU data (<c>__start_set_pcpu</c>, <c>__stop_set_pcpu</c>,
+    /// <c>dpcpu_off</c>, <c>mp_maxcpus</c>) cannot be read, <c>kvm_dpcpu_setcpu: CPU N too big</c> (errno
+    /// <c>EINVAL</c>) beyond <c>mp_maxcpus</c>, <c>kvm_dpcpu_setcpu: CPU N not found</c> (errno <c>ENOENT</c>) where
+    /// <c>dpcpu_off[N]</c> is 0; the CPU chosen stays as it was.
     /// </summary>
     [UnmanagedCallersOnly(EntryPoint = "kvm_dpcpu_setcpu")]
     public static int SetDpcpuCpu(nint kd, uint cpu) => ExportGuard.Run(kd, -1, k =>
     {
+        if (k.Image.OperatingSystem == KernelOperatingSystem.FreeBsd)
+        {
+            return SetFreeBsdDpcpuCpu(k, cpu);
+        }
+
         int max = k.Image.GetCpus().MaxCpus;
         if (cpu >= (uint)max)
         {
@@ -170,9 +183,11 @@ internal static unsafe class KvmSystem
     });
 
     /// <summary>
-    /// <c>kvm_read_zpcpu(kd, base, buf, size, cpu)</c>: reads CPU <paramref name="cpu"/>'s copy of per-CPU data —
-    /// on Linux a <c>__percpu</c> pointer or per-CPU symbol, at <c>base + __per_cpu_offset[cpu]</c>. As
-    /// <c>kvm_read</c>; 0 when the per-CPU offsets cannot be read, as FreeBSD.
+    /// <c>kvm_read_zpcpu(kd, base, buf, size, cpu)</c>: reads CPU <paramref name="cpu"/>'s copy of a per-CPU
+    /// allocation (<see cref="KernelImage.GetPerCpuAllocationAddress"/>) — on Linux a <c>__percpu</c> pointer or
+    /// per-CPU symbol, at <c>base + __per_cpu_offset[cpu]</c>; on FreeBSD a <c>UMA_ZONE_PCPU</c> allocation, at
+    /// <c>base + zpcpu_offset_cpu(cpu)</c>. As <c>kvm_read</c>; 0 when the per-CPU offsets cannot be read, as FreeBSD;
+    /// −1 for a CPU out of range.
     /// </summary>
     [UnmanagedCallersOnly(EntryPoint = "kvm_read_zpcpu")]
     public static nint ReadZpcpu(nint kd, nuint address, byte* buffer, nuint length, int cpu) => ExportGuard.Run(kd, (nint)(-1), k =>
@@ -180,7 +195,7 @@ internal static unsafe class KvmSystem
         ulong copy;
         try
         {
-            copy = k.Image.GetPerCpuAddress(address, cpu);
+            copy = k.Image.GetPerCpuAllocationAddress(address, cpu);
         }
         catch (KvmException e)
         {
@@ -192,19 +207,43 @@ internal static unsafe class KvmSystem
     });
 
     /// <summary>
-    /// <c>kvm_counter_u64_fetch(kd, base)</c>: the sum over every possible CPU of the 64-bit per-CPU counter at
-    /// <paramref name="address"/> (a <c>u64 __percpu *</c>); 0 on any failure, as FreeBSD.
+    /// <c>kvm_counter_u64_fetch(kd, base)</c>: the value of the 64-bit per-CPU counter at <paramref name="address"/>
+    /// (<see cref="KernelImage.ReadPerCpuCounter"/>): on Linux the sum over every possible CPU of a <c>u64 __percpu</c>;
+    /// on FreeBSD the sum over <c>CPU_FOREACH</c> of a <c>counter_u64_t</c>'s copies. 0 on any failure, as FreeBSD.
     /// </summary>
     [UnmanagedCallersOnly(EntryPoint = "kvm_counter_u64_fetch")]
-    public static ulong FetchCounter(nint kd, nuint address) => ExportGuard.Run(kd, 0UL, k =>
+    public static ulong FetchCounter(nint kd, nuint address) => ExportGuard.Run(kd, 0UL, k => k.Image.ReadPerCpuCounter(address));
+
+    /// <summary>kvm_pcpu.c <c>kvm_dpcpu_setcpu</c> and <c>_kvm_dpcpu_setcpu</c> on a FreeBSD image.</summary>
+    private static int SetFreeBsdDpcpuCpu(NativeKvm k, uint cpu)
     {
-        ulong sum = 0;
-        int max = k.Image.GetCpus().MaxCpus;
-        for (int cpu = 0; cpu < max; cpu++)
+        IReadOnlyList<ulong> offsets;
+        try
         {
-            sum = unchecked(sum + k.Image.Read<ulong>(k.Image.GetPerCpuAddress(address, cpu)));
+            offsets = k.Image.GetPerCpuOffsets();
+        }
+        catch (KvmException e)
+        {
+            k.SetError($"kvm_dpcpu_setcpu: init failed: {e.Message}");
+            Errno.Set(Errno.For(e));
+            return -1;
         }
 
-        return sum;
-    });
+        if (cpu >= (uint)offsets.Count)
+        {
+            k.SetError($"kvm_dpcpu_setcpu: CPU {cpu} too big");
+            Errno.Set(Errno.EINVAL);
+            return -1;
+        }
+
+        if (offsets[(int)cpu] == 0)
+        {
+            k.SetError($"kvm_dpcpu_setcpu: CPU {cpu} not found");
+            Errno.Set(Errno.ENOENT);
+            return -1;
+        }
+
+        k.DpcpuCpu = (int)cpu;
+        return 0;
+    }
 }

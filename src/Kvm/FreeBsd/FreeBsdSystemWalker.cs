@@ -93,34 +93,44 @@ internal sealed class FreeBsdSystemWalker
     /// </summary>
     public CpuSummary Cpus()
     {
+        var table = PcpuTable();
+        int? ncpus = _k.Symbol("mp_ncpus") is { } n && TryReadInteger(n, 4, signed: true, out long value) ? (int)value : null;
+        var cpus = new List<CpuInfo>(table.MaxCpus);
+        for (int cpu = 0; cpu < table.MaxCpus; cpu++)
+        {
+            cpus.Add(table.Pcpus[cpu] is var pcpu && pcpu == 0 ? new CpuInfo(cpu, false, 0, 0, null, null) : ReadCpu(cpu, pcpu));
+        }
+
+        int online = cpus.Count(c => c.IsOnline);
+        if (ncpus is { } count && (count <= 0 || count > table.MaxCpus))
+        {
+            throw new CorruptImageException($"mp_ncpus is {count}, outside 1..mp_maxcpus ({table.MaxCpus})");
+        }
+
+        return new CpuSummary(table.MaxCpus, ncpus ?? online, cpus);
+    }
+
+    /// <summary>
+    /// <c>mp_maxcpus</c> and, for each CPU id below it, the address of its <c>struct pcpu</c>: <c>cpuid_to_pcpu[i]</c>,
+    /// or 0 where that is NULL or, on a kernel with <c>all_cpus</c>, the set lacks <c>i</c> (sys/sys/smp.h
+    /// <c>CPU_ABSENT</c>: what <c>CPU_FOREACH</c> skips).
+    /// </summary>
+    public (int MaxCpus, ulong[] Pcpus) PcpuTable()
+    {
         ulong table = _k.RequireSymbol("cpuid_to_pcpu");
         int max = MaxCpuId();
-        int? ncpus = _k.Symbol("mp_ncpus") is { } n && TryReadInteger(n, 4, signed: true, out long value) ? (int)value : null;
         byte[]? allCpus = AllCpus();
         var pointers = new byte[max * _k.PointerSize];
         _k.ReadExactly(table, pointers);
-
-        var cpus = new List<CpuInfo>(max);
+        var pcpus = new ulong[max];
         for (int cpu = 0; cpu < max; cpu++)
         {
             ulong pcpu = _k.PointerSize == 8 ? BinaryPrimitives.ReadUInt64LittleEndian(pointers.AsSpan(cpu * 8)) : BinaryPrimitives.ReadUInt32LittleEndian(pointers.AsSpan(cpu * 4));
             bool listed = allCpus is null || (cpu >> 3 < allCpus.Length && (allCpus[cpu >> 3] & (1 << (cpu & 7))) != 0);
-            if (pcpu == 0 || !listed)
-            {
-                cpus.Add(new CpuInfo(cpu, false, 0, 0, null, null));
-                continue;
-            }
-
-            cpus.Add(ReadCpu(cpu, pcpu));
+            pcpus[cpu] = listed ? pcpu : 0;
         }
 
-        int online = cpus.Count(c => c.IsOnline);
-        if (ncpus is { } count && (count <= 0 || count > max))
-        {
-            throw new CorruptImageException($"mp_ncpus is {count}, outside 1..mp_maxcpus ({max})");
-        }
-
-        return new CpuSummary(max, ncpus ?? online, cpus);
+        return (max, pcpus);
     }
 
     private CpuInfo ReadCpu(int cpu, ulong address)

@@ -188,6 +188,9 @@ public sealed class FreeBsdProcessTable
             ("cr_rgid", gid, 0x14 * 8),
             ("cr_svgid", gid, 0x18 * 8),
             ("cr_groups", c.PointerTo(gid), 0x20 * 8),
+
+            // The jail (sys/sys/ucred.h); FreeBsdPerCpu writes it and defines struct prison.
+            ("cr_prison", c.PointerTo(c.ForwardOf("prison")), 0x28 * 8),
         };
         if (withCrGid)
         {

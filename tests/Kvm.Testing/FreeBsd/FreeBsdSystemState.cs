@@ -215,9 +215,10 @@ public sealed class FreeBsdSystemState
     /// and <c>struct mtx</c> (sys/sys/msgbuf.h, sys/sys/_mutex.h), <c>struct loadavg</c> (sys/sys/resource.h),
     /// <c>struct pcpu</c>'s machine-independent members (sys/sys/pcpu.h), <c>cpuset_t</c> (sys/sys/_cpuset.h,
     /// <c>CPU_SETSIZE</c> 1024), <c>struct bintime</c> and <c>struct timeval</c> (sys/sys/time.h, sys/sys/_timeval.h)
-    /// and <c>struct timehands</c> (sys/kern/kern_tc.c).
+    /// and <c>struct timehands</c> (sys/kern/kern_tc.c). Without <paramref name="withZpcpuOffset"/>, <c>struct pcpu</c>
+    /// lacks <c>pc_zpcpu_offset</c>, as before FreeBSD 13.
     /// </summary>
-    public static void AddTypes(CtfBuilder c, int thread)
+    public static void AddTypes(CtfBuilder c, int thread, bool withZpcpuOffset = true)
     {
         int i32 = c.Int("int", 4);
         int u32 = c.Int("unsigned int", 4, signed: false);
@@ -260,7 +261,8 @@ public sealed class FreeBsdSystemState
         int pcpu = c.StructOf("pcpu");
         int stailq = c.StructOf(string.Empty);
         c.SetMembers(stailq, 8, ("stqe_next", c.PointerTo(pcpu), 0));
-        c.SetMembers(pcpu, PcpuSize,
+        var pcpuMembers = new List<(string, int, ulong)>
+        {
             ("pc_curthread", threadPtr, 0),
             ("pc_idlethread", threadPtr, 8 * 8),
             ("pc_fpcurthread", threadPtr, 16 * 8),
@@ -279,7 +281,13 @@ public sealed class FreeBsdSystemState
             ("pc_domain", i32, 140 * 8),
             ("pc_dynamic", uptr, 160 * 8),
             ("pc_early_dummy_counter", u64, 168 * 8),
-            ("pc_zpcpu_offset", uptr, 176 * 8));
+        };
+        if (withZpcpuOffset)
+        {
+            pcpuMembers.Add(("pc_zpcpu_offset", uptr, 176 * 8));
+        }
+
+        c.SetMembers(pcpu, PcpuSize, [.. pcpuMembers]);
 
         int bintime = c.StructOf("bintime");
         c.SetMembers(bintime, 16, ("sec", time, 0), ("frac", u64, 64));
