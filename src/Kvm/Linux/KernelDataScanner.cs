@@ -77,13 +77,13 @@ internal static class KernelDataScanner
             {
                 foreach (int offset in Matches(block, n, s_btfMagic, limit))
                 {
-                    ulong address = at + (ulong)offset;
+                    ulong address = unchecked(at + (ulong)offset);
                     if (address % 4 == 0 && TryReadBtf(read, address, limits, out var catalog, out ulong length))
                     {
                         types = catalog;
                         task = TaskLayout.From(catalog);
                         symbols.Add(new KernelSymbol("__start_BTF", address, 'R', "scan"));
-                        symbols.Add(new KernelSymbol("__stop_BTF", address + length, 'R', "scan"));
+                        symbols.Add(new KernelSymbol("__stop_BTF", unchecked(address + length), 'R', "scan"));
                         break;
                     }
                 }
@@ -93,7 +93,7 @@ internal static class KernelDataScanner
             {
                 foreach (int offset in Matches(block, n, anchor, limit))
                 {
-                    anchors.Add(at + (ulong)offset + 1);
+                    anchors.Add(unchecked(at + (ulong)offset + 1));
                 }
             }
 
@@ -103,7 +103,7 @@ internal static class KernelDataScanner
                 {
                     foreach (int offset in Matches(block, n, name, limit))
                     {
-                        pendingIdle.Add(at + (ulong)offset);
+                        pendingIdle.Add(unchecked(at + (ulong)offset));
                     }
                 }
 
@@ -115,7 +115,14 @@ internal static class KernelDataScanner
                 }
             }
 
-            at = n == block.Length ? at + BlockBytes : ((at + (ulong)n) & ~(ulong)(PageBytes - 1)) + PageBytes;
+            // Near the top of the address space the next block would wrap round to 0: the window ends there.
+            ulong next = unchecked(n == block.Length ? at + BlockBytes : ((at + (ulong)n) & ~(ulong)(PageBytes - 1)) + PageBytes);
+            if (next <= at)
+            {
+                break;
+            }
+
+            at = next;
         }
 
         if (initTask is { } found)
@@ -161,8 +168,8 @@ internal static class KernelDataScanner
         }
 
         ulong start = starts[0];
-        var added = new List<KernelSymbol> { new("__per_cpu_start", start, 'D', "scan"), new("__per_cpu_end", start + (ulong)section.Max(v => v.Offset + v.Size), 'D', "scan") };
-        added.AddRange(section.Where(v => known.Add(v.Name)).Select(v => new KernelSymbol(v.Name, start + (ulong)v.Offset, 'D', "BTF .data..percpu")));
+        var added = new List<KernelSymbol> { new("__per_cpu_start", start, 'D', "scan"), new("__per_cpu_end", unchecked(start + (ulong)section.Max(v => v.Offset + v.Size)), 'D', "scan") };
+        added.AddRange(section.Where(v => known.Add(v.Name)).Select(v => new KernelSymbol(v.Name, unchecked(start + (ulong)v.Offset), 'D', "BTF .data..percpu")));
         return added;
     }
 
@@ -253,13 +260,17 @@ internal static class KernelDataScanner
                 return null;
             }
 
-            ulong tasks = task + (ulong)Tasks;
-            return ReadInt(read, task + (ulong)Pid) == 0 && ReadInt(read, task + (ulong)Tgid) == 0 &&
-                ReadPointer(read, task + (ulong)Mm, pointerSize) == 0 &&
-                ReadPointer(read, tasks, pointerSize) is { } next and not 0 && ReadPointer(read, tasks + (ulong)pointerSize, pointerSize) is { } prev and not 0 &&
-                ReadPointer(read, next + (ulong)pointerSize, pointerSize) == tasks && ReadPointer(read, prev, pointerSize) == tasks
-                ? task
-                : null;
+            // Addresses wrap as the kernel's do: a candidate at the top of the address space is just not init_task.
+            unchecked
+            {
+                ulong tasks = task + (ulong)Tasks;
+                return ReadInt(read, task + (ulong)Pid) == 0 && ReadInt(read, task + (ulong)Tgid) == 0 &&
+                    ReadPointer(read, task + (ulong)Mm, pointerSize) == 0 &&
+                    ReadPointer(read, tasks, pointerSize) is { } next and not 0 && ReadPointer(read, tasks + (ulong)pointerSize, pointerSize) is { } prev and not 0 &&
+                    ReadPointer(read, next + (ulong)pointerSize, pointerSize) == tasks && ReadPointer(read, prev, pointerSize) == tasks
+                    ? task
+                    : null;
+            }
         }
 
         private static int? ReadInt(VirtualReader read, ulong address)

@@ -55,7 +55,7 @@ internal static class KsymtabReader
             int limit = n == block.Length ? BlockBytes : Math.Max(n - (3 * pointerSize), 0);
             for (int i = 0; i < limit; i += 4)
             {
-                ulong p = at + (ulong)i;
+                ulong p = unchecked(at + (ulong)i);
                 if (anchors.Contains(unchecked(p + 4 + (ulong)(long)BinaryPrimitives.ReadInt32LittleEndian(block.AsSpan(i + 4)))))
                 {
                     foreach (int stride in (int[])[12, 8])
@@ -79,7 +79,14 @@ internal static class KsymtabReader
                 }
             }
 
-            at = n == block.Length ? at + BlockBytes : ((at + (ulong)n) & ~(ulong)(PageBytes - 1)) + PageBytes;
+            // Near the top of the address space the next block would wrap round to 0: the window ends there.
+            ulong next = unchecked(n == block.Length ? at + BlockBytes : ((at + (ulong)n) & ~(ulong)(PageBytes - 1)) + PageBytes);
+            if (next <= at)
+            {
+                break;
+            }
+
+            at = next;
         }
 
         return [];
@@ -91,24 +98,28 @@ internal static class KsymtabReader
     /// </summary>
     private static List<KernelSymbol> Walk(VirtualReader read, ulong entry, int stride, bool relative, int pointerSize)
     {
-        if (Decode(read, entry - (ulong)stride, relative, pointerSize) is null || Decode(read, entry + (ulong)stride, relative, pointerSize) is null)
+        // Addresses wrap as the kernel's do; the walk is bounded by MaxEntries either way.
+        unchecked
         {
-            return [];
-        }
+            if (Decode(read, entry - (ulong)stride, relative, pointerSize) is null || Decode(read, entry + (ulong)stride, relative, pointerSize) is null)
+            {
+                return [];
+            }
 
-        ulong first = entry;
-        for (int i = 0; i < MaxEntries && Decode(read, first - (ulong)stride, relative, pointerSize) is not null; i++)
-        {
-            first -= (ulong)stride;
-        }
+            ulong first = entry;
+            for (int i = 0; i < MaxEntries && Decode(read, first - (ulong)stride, relative, pointerSize) is not null; i++)
+            {
+                first -= (ulong)stride;
+            }
 
-        var symbols = new List<KernelSymbol>();
-        for (ulong p = first; symbols.Count < MaxEntries && Decode(read, p, relative, pointerSize) is { } s; p += (ulong)stride)
-        {
-            symbols.Add(s);
-        }
+            var symbols = new List<KernelSymbol>();
+            for (ulong p = first; symbols.Count < MaxEntries && Decode(read, p, relative, pointerSize) is { } s; p += (ulong)stride)
+            {
+                symbols.Add(s);
+            }
 
-        return symbols;
+            return symbols;
+        }
     }
 
     private static KernelSymbol? Decode(VirtualReader read, ulong entry, bool relative, int pointerSize)

@@ -147,8 +147,8 @@ public sealed class KernelDataScannerTests
             memory.Write(at, Encoding.ASCII.GetBytes("\0" + exports[i].Name + "\0"));
             ulong entry = table + (ulong)(12 * i);
             var e = new byte[12];
-            BinaryPrimitives.WriteInt32LittleEndian(e, (int)(long)(exports[i].Value - entry));
-            BinaryPrimitives.WriteInt32LittleEndian(e.AsSpan(4), (int)(long)(at + 1 - (entry + 4)));
+            BinaryPrimitives.WriteInt32LittleEndian(e, unchecked((int)(long)(exports[i].Value - entry)));
+            BinaryPrimitives.WriteInt32LittleEndian(e.AsSpan(4), unchecked((int)(long)(at + 1 - (entry + 4))));
             memory.Write(entry, e);
             at += (ulong)exports[i].Name.Length + 1;
         }
@@ -203,12 +203,25 @@ public sealed class KernelDataScannerTests
         memory.Write(name - 1, "\0avenrun\0"u8);
         ulong entry = Etext + 0x44_0000;
         var e = new byte[12];
-        BinaryPrimitives.WriteInt32LittleEndian(e.AsSpan(4), (int)(long)(name - (entry + 4)));
+        BinaryPrimitives.WriteInt32LittleEndian(e.AsSpan(4), unchecked((int)(long)(name - (entry + 4))));
         memory.Write(entry, e);
 
         var result = KernelDataScanner.Scan(memory.Read, Etext, 8, KvmLimits.Default);
 
         Assert.DoesNotContain(result.Symbols, s => s.Name == "avenrun");
+    }
+
+    [Fact]
+    public void AnEtextNearTheTopOfTheAddressSpace_EndsTheWindowThere()
+    {
+        // A corrupt _etext: the window would wrap past 2^64 to address 0 and go on for ever; it must stop at the top.
+        var memory = new SparseMemory();
+        memory.Write(0x1000, "\0avenrun\0swapper/0\0"u8);
+
+        var result = KernelDataScanner.Scan(memory.Read, 0xffff_ffff_ffff_0123, 8, KvmLimits.Default);
+
+        Assert.Empty(result.Symbols);
+        Assert.Null(result.Types);
     }
 
     private static ulong Symbol(KernelDataScanner.Result result, string name) => Assert.Single(result.Symbols, s => s.Name == name).Address;
