@@ -118,4 +118,52 @@ public sealed record KernelProcess
 
     /// <summary>The kernel virtual address of the process's top-level page table (<c>mm.pgd</c>), or 0.</summary>
     public required ulong PageTableAddress { get; init; }
+
+    /// <summary>
+    /// The foreground process group of the controlling terminal (<c>tty->ctrl.pgrp</c>), as <c>/proc/PID/stat</c>'s
+    /// <c>tpgid</c>: −1 without a controlling terminal, 0 for a terminal with no foreground group.
+    /// </summary>
+    public int TtyProcessGroupId { get; init; } = -1;
+
+    /// <summary>The session of the controlling terminal (<c>tty->ctrl.session</c>); 0 without one.</summary>
+    public int TtySessionId { get; init; }
+
+    /// <summary>
+    /// Signals pending for this thread (<c>task->pending.signal</c>, <c>/proc/PID/status</c> SigPnd): bit n − 1 is Linux
+    /// signal n (1–64).
+    /// </summary>
+    public ulong PendingSignals { get; init; }
+
+    /// <summary>Signals pending for the whole process (<c>signal->shared_pending.signal</c>, ShdPnd), bits as <see cref="PendingSignals"/>.</summary>
+    public ulong SharedPendingSignals { get; init; }
+
+    /// <summary>The thread's blocked signals (<c>task->blocked</c>, SigBlk), bits as <see cref="PendingSignals"/>.</summary>
+    public ulong BlockedSignals { get; init; }
+
+    /// <summary>Signals whose action is <c>SIG_IGN</c> (<c>sighand->action[n − 1]</c>, SigIgn), bits as <see cref="PendingSignals"/>.</summary>
+    public ulong IgnoredSignals { get; init; }
+
+    /// <summary>Signals with a handler of their own (neither <c>SIG_DFL</c> nor <c>SIG_IGN</c>; SigCgt), bits as <see cref="PendingSignals"/>.</summary>
+    public ulong CaughtSignals { get; init; }
+
+    /// <summary>
+    /// Minor page faults, as <c>/proc/PID/stat</c>'s <c>minflt</c>: the whole process's (its live threads' and its dead
+    /// threads' <c>signal->min_flt</c>) for a process entry, the thread's own for a thread entry.
+    /// </summary>
+    public ulong MinorFaults { get; init; }
+
+    /// <summary>Major page faults (<c>majflt</c>), summed like <see cref="MinorFaults"/>.</summary>
+    public ulong MajorFaults { get; init; }
+
+    /// <summary>Minor faults of the process's waited-for children (<c>signal->cmin_flt</c>, <c>cminflt</c>).</summary>
+    public ulong ChildMinorFaults { get; init; }
+
+    /// <summary>Major faults of the process's waited-for children (<c>signal->cmaj_flt</c>, <c>cmajflt</c>).</summary>
+    public ulong ChildMajorFaults { get; init; }
+
+    /// <summary>The kernel address of the task's open-file table (<c>task->files</c>, a <c>files_struct</c>), or 0.</summary>
+    public ulong FilesAddress { get; init; }
+
+    /// <summary>The kernel address of the task's kernel stack (<c>task->stack</c>), or 0.</summary>
+    public ulong KernelStackAddress { get; init; }
 }

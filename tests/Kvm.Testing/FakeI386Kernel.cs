@@ -47,6 +47,12 @@ public sealed class FakeI386Kernel
     private const int SignalPids = 0xa0, SignalTty = 0xc0, PidSize = 0x40, PidNumbers = 0x20, MmSize = 0x300, MmPgd = 0x24, MmTotalVm = 0x58;
     private const int MmArgStart = 0x90, MmArgEnd = 0x94, MmEnvStart = 0x98, MmEnvEnd = 0x9c, MmRssStat = 0x1c0;
 
+    // Signals and faults with 32-bit longs: sigset_t is two words (_NSIG 64), struct sigaction 20 bytes, min_flt right
+    // before maj_flt (an 8-byte read of one would take in the other).
+    private const int TaskStack = 0x04, TaskFiles = 0x3b0, TaskSighand = 0x3c8, TaskBlocked = 0x400, TaskPending = 0x410, TaskMinFlt = 0x300, TaskMajFlt = 0x304;
+    private const int SignalSharedPending = 0x30, SignalMinFlt = 0x100, SignalMajFlt = 0x104, SignalCminFlt = 0x108, SignalCmajFlt = 0x10c;
+    private const int SighandSize = 0x520, SighandAction = 0x20, KSigactionSize = 20, SigpendingSignal = 8;
+
     private ulong _nextObject = 0x2800000;
     private ulong _nextGlobal = GlobalsOffset;
     private readonly Dictionary<string, ulong> _symbols = [];
@@ -98,6 +104,12 @@ public sealed class FakeI386Kernel
     public ulong SwapperPgDirVa => TextVa + SwapperOffset;
 
     public ulong InitTask => TextVa + InitTaskOffset;
+
+    /// <summary>sh's kernel stack (<c>task_struct.stack</c>).</summary>
+    public const uint ShStack = 0xc5a0_4000;
+
+    /// <summary>sh's files_struct (<c>task_struct.files</c>).</summary>
+    public const uint ShFiles = 0xc5b0_0040;
 
     /// <summary>The task addresses of init (pid 1) and sh (pid 42).</summary>
     public ulong[] Tasks { get; private set; } = [];
@@ -249,6 +261,25 @@ public sealed class FakeI386Kernel
         ulong sh = Alloc(TaskSize);
         WriteTask(sh, 42, "sh", init, userCred, shSig, shMm, kthread: false);
         Tasks = [init, sh];
+
+        // sh: SIGHUP ignored, signal 33 caught (bit 0 of sigset_t's second word); signals 1 and 64 blocked, 33 pending
+        // for the thread and SIGTERM for the process; 40 + 7 minor and 2 + 1 major faults, its children 300 and 4.
+        ulong sighand = Alloc(SighandSize);
+        W32(sighand + SighandAction, 1);
+        W32(sighand + SighandAction + (32 * KSigactionSize), 0x0804_9000);
+        W32(sh + TaskSighand, (uint)sighand);
+        W32(sh + TaskBlocked, 1);
+        W32(sh + TaskBlocked + 4, 0x8000_0000);
+        W32(sh + TaskPending + SigpendingSignal + 4, 1);
+        W32(shSig + SignalSharedPending + SigpendingSignal, 1 << 14);
+        W32(sh + TaskMinFlt, 40);
+        W32(sh + TaskMajFlt, 2);
+        W32(shSig + SignalMinFlt, 7);
+        W32(shSig + SignalMajFlt, 1);
+        W32(shSig + SignalCminFlt, 300);
+        W32(shSig + SignalCmajFlt, 4);
+        W32(sh + TaskStack, ShStack);
+        W32(sh + TaskFiles, ShFiles);
 
         // init_task.tasks -> init -> sh -> back.
         ulong[] ring = [initTask, init, sh];
@@ -409,18 +440,27 @@ public sealed class FakeI386Kernel
         int comm = b.Array(chr, i32, 16);
         int atomicLong = b.Struct("atomic_long_t", 4, ("counter", lng, 0, 0));
         int rss = b.Struct("mm_rss_stat", 16, ("count", b.Array(atomicLong, i32, 4), 0, 0));
+        int sigset = b.Typedef("sigset_t", b.Struct("", 8, ("sig", b.Array(ulng, i32, 2), 0, 0)));
+        int sigpending = b.Struct("sigpending", 16, ("list", listHead, 0, 0), ("signal", sigset, SigpendingSignal * 8, 0));
+        int sigaction = b.Struct("sigaction", KSigactionSize, ("sa_handler", ptr, 0, 0), ("sa_flags", ulng, 32, 0), ("sa_restorer", ptr, 64, 0), ("sa_mask", sigset, 96, 0));
+        int kSigaction = b.Struct("k_sigaction", KSigactionSize, ("sa", sigaction, 0, 0));
+        b.Struct("sighand_struct", SighandSize, ("count", i32, 0, 0), ("action", b.Array(kSigaction, i32, 64), SighandAction * 8, 0));
         b.Struct("task_struct", TaskSize,
             ("__state", u32, TaskState * 8, 0), ("flags", u32, TaskFlags * 8, 0), ("prio", i32, TaskPrio * 8, 0), ("static_prio", i32, TaskStaticPrio * 8, 0),
             ("tasks", listHead, TaskTasks * 8, 0), ("mm", ptr, TaskMm * 8, 0), ("exit_state", i32, TaskExitState * 8, 0), ("pid", i32, TaskPid * 8, 0),
             ("tgid", i32, TaskTgid * 8, 0), ("real_parent", ptr, TaskRealParent * 8, 0), ("thread_node", listHead, TaskThreadNode * 8, 0),
             ("utime", u64, TaskUtime * 8, 0), ("stime", u64, TaskStime * 8, 0), ("start_boottime", u64, TaskStartBoottime * 8, 0),
-            ("real_cred", ptr, TaskRealCred * 8, 0), ("cred", ptr, TaskCred * 8, 0), ("signal", ptr, TaskSignal * 8, 0), ("comm", comm, TaskComm * 8, 0));
+            ("real_cred", ptr, TaskRealCred * 8, 0), ("cred", ptr, TaskCred * 8, 0), ("signal", ptr, TaskSignal * 8, 0), ("comm", comm, TaskComm * 8, 0),
+            ("stack", ptr, TaskStack * 8, 0), ("files", ptr, TaskFiles * 8, 0), ("sighand", ptr, TaskSighand * 8, 0), ("blocked", sigset, TaskBlocked * 8, 0),
+            ("pending", sigpending, TaskPending * 8, 0), ("min_flt", ulng, TaskMinFlt * 8, 0), ("maj_flt", ulng, TaskMajFlt * 8, 0));
         b.Struct("cred", CredSize,
             ("uid", u32, 4 * 8, 0), ("gid", u32, 8 * 8, 0), ("suid", u32, 12 * 8, 0), ("sgid", u32, 16 * 8, 0),
             ("euid", u32, 20 * 8, 0), ("egid", u32, 24 * 8, 0), ("fsuid", u32, 28 * 8, 0), ("fsgid", u32, 32 * 8, 0));
         b.Struct("signal_struct", SignalSize,
             ("nr_threads", i32, SignalNrThreads * 8, 0), ("thread_head", listHead, SignalThreadHead * 8, 0), ("utime", u64, SignalUtime * 8, 0),
-            ("stime", u64, SignalStime * 8, 0), ("pids", b.Array(ptr, i32, 4), SignalPids * 8, 0), ("tty", ptr, SignalTty * 8, 0));
+            ("stime", u64, SignalStime * 8, 0), ("pids", b.Array(ptr, i32, 4), SignalPids * 8, 0), ("tty", ptr, SignalTty * 8, 0),
+            ("shared_pending", sigpending, SignalSharedPending * 8, 0), ("min_flt", ulng, SignalMinFlt * 8, 0), ("maj_flt", ulng, SignalMajFlt * 8, 0),
+            ("cmin_flt", ulng, SignalCminFlt * 8, 0), ("cmaj_flt", ulng, SignalCmajFlt * 8, 0));
         int upid = b.Struct("upid", 8, ("nr", i32, 0, 0), ("ns", ptr, 32, 0));
         b.Struct("pid", PidSize, ("numbers", b.Array(upid, i32, 1), PidNumbers * 8, 0));
         b.Struct("mm_struct", MmSize,

@@ -482,6 +482,48 @@ static void check_procs(kvm_t *kd)
 	}
 }
 
+/*
+ * Ours: what kinfo_proc carries beyond FreeBSD's dump path, for the processes the driver lists
+ * ("kinfo pid tpgid tsid sigign sigcatch minflt cminflt", from /proc/PID/stat and status): the
+ * tty's foreground group and session, SIG_IGN and caught signals (Linux signal n at bit n - 1 of
+ * __bits) and the fault counts of ki_rusage and ki_rusage_ch.
+ */
+static uint64_t sigset64(const kvm_sigset_t *set)
+{
+	return (uint64_t)set->__bits[0] | (uint64_t)set->__bits[1] << 32;
+}
+
+static void check_kinfo_details(kvm_t *kd)
+{
+	size_t at = 0;
+	const char *v;
+	int compared = 0, tty = 0;
+	char why[256] = "";
+	while ((v = expect_next("kinfo", &at)) != NULL) {
+		int pid, tpgid, tsid, n = 0;
+		unsigned long long ign, caught, minflt, cminflt;
+		if (sscanf(v, "%d %d %d %llx %llx %llu %llu", &pid, &tpgid, &tsid, &ign, &caught, &minflt, &cminflt) != 7)
+			bail("expectations", "bad kinfo line: %.80s", v);
+		struct kinfo_proc *kp = kvm_getprocs(kd, KERN_PROC_PID, pid, &n);
+		if (kp == NULL || n != 1) {
+			snprintf(why, sizeof(why), "pid %d: kvm_getprocs gave %d entries: %s", pid, n, kvm_geterr(kd));
+			break;
+		}
+		if (kp->ki_tpgid != tpgid || kp->ki_tsid != tsid || sigset64(&kp->ki_sigignore) != ign || sigset64(&kp->ki_sigcatch) != caught ||
+		    kp->ki_sigignore.__bits[2] != 0 || kp->ki_sigcatch.__bits[3] != 0 || (unsigned long long)kp->ki_rusage.ru_minflt != minflt ||
+		    (unsigned long long)kp->ki_rusage_ch.ru_minflt != cminflt) {
+			snprintf(why, sizeof(why), "pid %d: tpgid %d tsid %d ignore 0x%llx catch 0x%llx minflt %ld cminflt %ld; /proc: %d %d 0x%llx 0x%llx %llu %llu", pid,
+			         kp->ki_tpgid, kp->ki_tsid, (unsigned long long)sigset64(&kp->ki_sigignore), (unsigned long long)sigset64(&kp->ki_sigcatch),
+			         kp->ki_rusage.ru_minflt, kp->ki_rusage_ch.ru_minflt, tpgid, tsid, ign, caught, minflt, cminflt);
+			break;
+		}
+		compared++;
+		tty += tpgid > 0;
+	}
+	check(why[0] == '\0' && compared >= 10 && tty >= 1, "kinfo_proc's ki_tpgid, ki_tsid, ki_sigignore, ki_sigcatch and fault counts equal /proc's for the sleeping processes",
+	      "%s (%d compared, %d with a tty)", why, compared, tty);
+}
+
 /* kvm_open2's resolver: consulted before the namelist; what it resolves is N_DATA | N_EXT. */
 static int resolver_calls;
 
@@ -558,6 +600,7 @@ int main(int argc, char **argv)
 	check_swapinfo(kd);
 	check_cpus(kd);
 	check_procs(kd);
+	check_kinfo_details(kd);
 	check_ours(kd);
 	int c = kvm_close(kd);
 	check(c == 0, "kvm_close returns 0", "returned %d", c);

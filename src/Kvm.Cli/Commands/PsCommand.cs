@@ -38,6 +38,17 @@ internal static class PsCommand
         new(["rss", "rssize"], "RSS", true, r => Num(r.P.ResidentPages * r.PageSize / 1024)),
         new(["vsz", "vsize"], "VSZ", true, r => Num(r.P.VirtualSize / 1024)),
         new(["tty", "tt", "tname"], "TT", false, r => r.P.TtyName ?? "?"),
+        new(["tpgid"], "TPGID", true, r => Num(r.P.TtyProcessGroupId)),
+        new(["min_flt", "minflt"], "MINFL", true, r => Num(r.P.MinorFaults)),
+        new(["maj_flt", "majflt"], "MAJFL", true, r => Num(r.P.MajorFaults)),
+        new(["cmin_flt", "cminflt"], "CMINFL", true, r => Num(r.P.ChildMinorFaults)),
+        new(["cmaj_flt", "cmajflt"], "CMAJFL", true, r => Num(r.P.ChildMajorFaults)),
+
+        // procps prints signal sets as 16 hex digits, bit n − 1 for signal n; pending is the thread's and the process's.
+        new(["pending", "sig"], "PENDING", false, r => Mask(r.P.PendingSignals | r.P.SharedPendingSignals)),
+        new(["blocked", "sigmask"], "BLOCKED", false, r => Mask(r.P.BlockedSignals)),
+        new(["ignored", "sigignore"], "IGNORED", false, r => Mask(r.P.IgnoredSignals)),
+        new(["caught", "sigcatch"], "CAUGHT", false, r => Mask(r.P.CaughtSignals)),
         new(["start", "start_time"], "START", true, r => Num((long)r.P.StartTime.TotalSeconds)),
         new(["time", "cputime"], "TIME", true, r => CpuTime(r.P.UserTime + r.P.SystemTime)),
         new(["comm", "ucomm", "ucmd"], "COMMAND", false, r => SurrogateEscape.ForDisplay(r.P.CommandBytes)),
@@ -47,7 +58,7 @@ internal static class PsCommand
 
     public static Command Create(CliIo io)
     {
-        var columns = new Option<string[]>("-o") { Description = "Columns, comma-separated (pid, ppid, pgid, sid, tgid, tid, uid, euid, gid, egid, user, stat, state, ni, pri, psr, nlwp, rss, vsz, tty, start, time, comm, args, addr)" };
+        var columns = new Option<string[]>("-o") { Description = "Columns, comma-separated (pid, ppid, pgid, sid, tgid, tid, uid, euid, gid, egid, user, stat, state, ni, pri, psr, nlwp, rss, vsz, tty, tpgid, min_flt, maj_flt, cmin_flt, cmaj_flt, pending, blocked, ignored, caught, start, time, comm, args, addr)" };
         var pids = new Option<string[]>("-p") { Description = "Only these process ids (repeatable, or a comma list)" };
         var users = new Option<string[]>("-U") { Description = "Only processes with these real user ids (numeric; repeatable, or a comma list)" };
         var threads = new Option<bool>("-H") { Description = "One line per thread" };
@@ -185,6 +196,19 @@ internal static class PsCommand
         w.WriteNumber("systemTimeSeconds", Seconds(p.SystemTime));
         w.WriteString("tty", p.TtyName);
         w.WriteNumber("ttyNr", p.TtyNumber);
+        w.WriteNumber("tpgid", p.TtyProcessGroupId);
+        w.WriteNumber("tsid", p.TtySessionId);
+        w.WriteNumber("minFlt", p.MinorFaults);
+        w.WriteNumber("majFlt", p.MajorFaults);
+        w.WriteNumber("cminFlt", p.ChildMinorFaults);
+        w.WriteNumber("cmajFlt", p.ChildMajorFaults);
+        w.WriteString("sigPending", JsonOutput.Hex(p.PendingSignals));
+        w.WriteString("sigSharedPending", JsonOutput.Hex(p.SharedPendingSignals));
+        w.WriteString("sigBlocked", JsonOutput.Hex(p.BlockedSignals));
+        w.WriteString("sigIgnored", JsonOutput.Hex(p.IgnoredSignals));
+        w.WriteString("sigCaught", JsonOutput.Hex(p.CaughtSignals));
+        w.WriteString("files", JsonOutput.Hex(p.FilesAddress));
+        w.WriteString("kernelStack", JsonOutput.Hex(p.KernelStackAddress));
         w.WriteString("task", JsonOutput.Hex(p.TaskAddress));
         WriteStrings(w, "argv", "argvError", row.Args);
         WriteStrings(w, "env", "envError", row.Env);
@@ -291,6 +315,8 @@ internal static class PsCommand
     private static double Seconds(TimeSpan t) => t.Ticks / (double)TimeSpan.TicksPerSecond;
 
     private static string Num(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static string Mask(ulong signals) => signals.ToString("x16", CultureInfo.InvariantCulture);
 
     private static string Num(ulong value) => value.ToString(CultureInfo.InvariantCulture);
 

@@ -38,6 +38,10 @@ internal static unsafe class KinfoProcBuilder
         entry->ProcessAddress = leader.TaskAddress;
         entry->ThreadAddress = task.TaskAddress;
         entry->VmSpace = task.MmAddress;
+
+        // Kernel addresses, as FreeBSD stores its own there (p_fd, td_kstack): the files_struct and the kernel stack.
+        entry->FileDescriptors = task.FilesAddress;
+        entry->KernelStack = task.KernelStackAddress;
         entry->Pid = task.Tgid;
         entry->ThreadId = task.Pid;
         entry->ParentPid = task.ParentPid;
@@ -47,6 +51,15 @@ internal static unsafe class KinfoProcBuilder
         bool hasTty = task.TtyNumber != 0;
         entry->TtyDevice = hasTty ? task.TtyNumber : NoDevice;
         entry->TtyDevice32 = hasTty ? task.TtyNumber : uint.MaxValue;
+        entry->TtyProcessGroupId = task.TtyProcessGroupId;
+        entry->TtySessionId = task.TtySessionId;
+
+        // Linux signal numbers at FreeBSD's bit positions (signal n at bit n − 1). Pending is the thread's own set
+        // plus the process's, as FreeBSD ORs td_siglist into p_siglist.
+        SetSignals(&entry->SignalsPending, task.PendingSignals | task.SharedPendingSignals);
+        SetSignals(&entry->SignalMask, task.BlockedSignals);
+        SetSignals(&entry->SignalsIgnored, task.IgnoredSignals);
+        SetSignals(&entry->SignalsCaught, task.CaughtSignals);
 
         // Linux keeps real, effective, saved and filesystem ids in that order (Uids[0..3]).
         entry->RealUid = task.Uids[0];
@@ -63,6 +76,10 @@ internal static unsafe class KinfoProcBuilder
         entry->Start = context.StartTime(task);
         entry->Usage.UserTime = Timeval.From(task.UserTime);
         entry->Usage.SystemTime = Timeval.From(task.SystemTime);
+        entry->Usage.MinorFaults = unchecked((long)task.MinorFaults);
+        entry->Usage.MajorFaults = unchecked((long)task.MajorFaults);
+        entry->ChildUsage.MinorFaults = unchecked((long)task.ChildMinorFaults);
+        entry->ChildUsage.MajorFaults = unchecked((long)task.ChildMajorFaults);
 
         long flags = PInMem;
         flags |= hasTty ? PControlT : 0;
@@ -98,6 +115,13 @@ internal static unsafe class KinfoProcBuilder
         {
             NativeText.Copy(thread[16..], entry->MoreThreadName, 4);
         }
+    }
+
+    /// <summary>Writes a 64-bit signal set into FreeBSD's <c>sigset_t</c> (<c>__bits[4]</c>; signals above 64 stay clear).</summary>
+    private static void SetSignals(KvmSigset* set, ulong signals)
+    {
+        set->Bits[0] = unchecked((uint)signals);
+        set->Bits[1] = (uint)(signals >> 32);
     }
 
     /// <summary>FreeBSD's state for a Linux state letter (fs/proc/array.c task_state_array).</summary>

@@ -213,20 +213,20 @@ struct kinfo_proc {
 	struct vnode *ki_textvp;
 	struct filedesc *ki_fd;        /* files_struct */
 	struct vmspace *ki_vmspace;    /* mm_struct, NULL for kernel threads */
-	const void *ki_wchan;
+	const void *ki_wchan;          /* NULL: Linux computes its wchan by unwinding the stack */
 	pid_t ki_pid;                  /* process id (Linux tgid) */
 	pid_t ki_ppid;
 	pid_t ki_pgid;
-	pid_t ki_tpgid;
+	pid_t ki_tpgid;                /* the tty's foreground group, as /proc's tpgid: -1 without a tty */
 	pid_t ki_sid;
-	pid_t ki_tsid;
+	pid_t ki_tsid;                 /* the tty's session, 0 without a tty */
 	short ki_jobc;
 	short ki_spare_short1;
 	uint32_t ki_tdev_freebsd11;    /* low 32 bits of ki_tdev */
-	kvm_sigset_t ki_siglist;
-	kvm_sigset_t ki_sigmask;
-	kvm_sigset_t ki_sigignore;
-	kvm_sigset_t ki_sigcatch;
+	kvm_sigset_t ki_siglist;       /* Linux signal n at bit n - 1: pending (the thread's and the process's) */
+	kvm_sigset_t ki_sigmask;       /* blocked */
+	kvm_sigset_t ki_sigignore;     /* SIG_IGN */
+	kvm_sigset_t ki_sigcatch;      /* a handler */
 	uid_t ki_uid;                  /* effective */
 	uid_t ki_ruid;
 	uid_t ki_svuid;
@@ -281,10 +281,10 @@ struct kinfo_proc {
 	int ki_numthreads;
 	int32_t ki_tid;                /* thread id (Linux pid of the task) */
 	struct priority ki_pri;
-	struct rusage ki_rusage;       /* ru_utime and ru_stime filled */
-	struct rusage ki_rusage_ch;
+	struct rusage ki_rusage;       /* ru_utime, ru_stime, ru_minflt, ru_majflt filled */
+	struct rusage ki_rusage_ch;    /* ru_minflt, ru_majflt of waited-for children */
 	struct pcb *ki_pcb;
-	void *ki_kstack;
+	void *ki_kstack;               /* the task's kernel stack (task_struct.stack) */
 	void *ki_udata;
 	struct thread *ki_tdaddr;      /* task_struct of the thread */
 	struct pwddesc *ki_pd;

@@ -45,6 +45,12 @@ internal sealed class ProcessWalker
     private readonly ulong? _initTask;
     private readonly long _mmSize, _signalSize, _credSize;
     private readonly FieldLayout? _workerPrivate, _kthreadData, _kthreadFullName, _workerDesc, _workerCurrentWork, _workerPool;
+    private readonly FieldLayout? _ttyPgrp, _ttySession;
+    private readonly FieldLayout? _pending, _blocked, _sighand, _sharedPending, _sighandAction, _saHandler;
+    private readonly long _kSigactionSize;
+    private readonly int _actionCount;
+    private readonly FieldLayout? _minFlt, _majFlt, _signalMinFlt, _signalMajFlt, _signalCminFlt, _signalCmajFlt;
+    private readonly FieldLayout? _files, _stack;
 
     /// <summary>Resolves every field the walk needs; throws a <see cref="KvmException"/> naming the first one missing.</summary>
     public ProcessWalker(LinuxKernel kernel)
@@ -114,6 +120,35 @@ internal sealed class ProcessWalker
         _ttyDriver = t.OptionalField("tty_struct.driver");
         _driverMajor = t.OptionalField("tty_driver.major");
         _driverMinorStart = t.OptionalField("tty_driver.minor_start");
+
+        // The tty's foreground process group and session (struct pid *): 5.14 gathered them into tty_struct.ctrl
+        // ("tty: cumulate and document tty_struct::ctrl* members"); before, they were tty_struct members of their own.
+        _ttyPgrp = t.OptionalField("tty_struct.ctrl.pgrp", "tty_struct.pgrp");
+        _ttySession = t.OptionalField("tty_struct.ctrl.session", "tty_struct.session");
+
+        // Signals, as fs/proc/array.c task_sig() reads them: the thread's pending set (task->pending.signal), the
+        // process's (signal->shared_pending.signal), the blocked mask and, per signal, sighand->action[i].sa.sa_handler.
+        // sigset_t is unsigned long sig[_NSIG_WORDS] with _NSIG 64 on every architecture read here (two words on i386).
+        _pending = t.OptionalField("task_struct.pending.signal");
+        _blocked = t.OptionalField("task_struct.blocked");
+        _sharedPending = t.OptionalField("signal_struct.shared_pending.signal");
+        _sighand = t.OptionalField("task_struct.sighand");
+        _sighandAction = t.OptionalField("sighand_struct.action");
+        _saHandler = t.OptionalField("k_sigaction.sa.sa_handler");
+        _kSigactionSize = t.TryGetSize("k_sigaction", out long kSize) ? kSize : 0;
+        _actionCount = _sighandAction is { Size: > 0 } action && _kSigactionSize > 0 ? (int)Math.Min(action.Size / _kSigactionSize, 64) : 0;
+
+        // Fault counters (unsigned long): the thread's own, those of the process's dead threads (signal->min_flt,
+        // maj_flt) and those of its waited-for children (cmin_flt, cmaj_flt), as do_task_stat() sums them.
+        _minFlt = t.OptionalField("task_struct.min_flt");
+        _majFlt = t.OptionalField("task_struct.maj_flt");
+        _signalMinFlt = t.OptionalField("signal_struct.min_flt");
+        _signalMajFlt = t.OptionalField("signal_struct.maj_flt");
+        _signalCminFlt = t.OptionalField("signal_struct.cmin_flt");
+        _signalCmajFlt = t.OptionalField("signal_struct.cmaj_flt");
+
+        _files = t.OptionalField("task_struct.files");
+        _stack = t.OptionalField("task_struct.stack");
 
         _mmSize = t.Size("mm_struct");
         _argStart = t.Field("mm_struct.arg_start");
@@ -233,12 +268,23 @@ internal sealed class ProcessWalker
     {
         ulong utime = threadEntry ? t.Utime : t.SignalUtime;
         ulong stime = threadEntry ? t.Stime : t.SignalStime;
+
+        // fs/proc/array.c do_task_stat(): a thread's own fault counts; for the process (whole), those of its dead
+        // threads plus every live thread's, read under lock_task_sighand() (nothing when the task has no sighand).
+        ulong minFlt = threadEntry ? t.MinFlt : t.HasSighand ? t.SignalMinFlt : 0;
+        ulong majFlt = threadEntry ? t.MajFlt : t.HasSighand ? t.SignalMajFlt : 0;
         if (!threadEntry)
         {
             foreach (var th in group)
             {
                 utime += th.Utime;
                 stime += th.Stime;
+                if (t.HasSighand)
+                {
+                    // Counters from a corrupt task may be anything: wrap as the kernel's unsigned long would.
+                    minFlt = unchecked(minFlt + th.MinFlt);
+                    majFlt = unchecked(majFlt + th.MajFlt);
+                }
             }
         }
 
@@ -274,6 +320,19 @@ internal sealed class ProcessWalker
             EnvStart = t.EnvStart,
             EnvEnd = t.EnvEnd,
             PageTableAddress = t.Pgd,
+            TtyProcessGroupId = t.TtyPgrp,
+            TtySessionId = t.TtySession,
+            PendingSignals = t.Pending,
+            SharedPendingSignals = t.SharedPending,
+            BlockedSignals = t.Blocked,
+            IgnoredSignals = t.Ignored,
+            CaughtSignals = t.Caught,
+            MinorFaults = minFlt,
+            MajorFaults = majFlt,
+            ChildMinorFaults = t.HasSighand ? t.SignalCminFlt : 0,
+            ChildMajorFaults = t.HasSighand ? t.SignalCmajFlt : 0,
+            FilesAddress = t.Files,
+            KernelStackAddress = t.Stack,
         };
     }
 
@@ -294,6 +353,10 @@ internal sealed class ProcessWalker
             Cpu = _cpu is { } c ? LinuxKernel.FieldI32(task, c) : -1,
             Mm = _k.FieldPointer(task, _mm),
             Signal = _k.FieldPointer(task, _signal),
+            MinFlt = _minFlt is { } minFlt ? _k.FieldULong(task, minFlt) : 0,
+            MajFlt = _majFlt is { } majFlt ? _k.FieldULong(task, majFlt) : 0,
+            Files = _files is { } files ? _k.FieldPointer(task, files) : 0,
+            Stack = _stack is { } stack ? _k.FieldPointer(task, stack) : 0,
         };
 
         int commLen = (int)Math.Min(_comm.Size > 0 ? _comm.Size : 16, 64);
@@ -345,8 +408,13 @@ internal sealed class ProcessWalker
             d.NrThreads = LinuxKernel.FieldI32(s, _nrThreads);
             d.SignalUtime = LinuxKernel.Field(s, _signalUtime, 8);
             d.SignalStime = LinuxKernel.Field(s, _signalStime, 8);
+            d.SignalMinFlt = _signalMinFlt is { } sMinFlt ? _k.FieldULong(s, sMinFlt) : 0;
+            d.SignalMajFlt = _signalMajFlt is { } sMajFlt ? _k.FieldULong(s, sMajFlt) : 0;
+            d.SignalCminFlt = _signalCminFlt is { } sCminFlt ? _k.FieldULong(s, sCminFlt) : 0;
+            d.SignalCmajFlt = _signalCmajFlt is { } sCmajFlt ? _k.FieldULong(s, sCmajFlt) : 0;
             Tolerate(d, () => ReadIds(s, d));
             Tolerate(d, () => ReadTty(_k.FieldPointer(s, _tty), d));
+            Tolerate(d, () => ReadSignals(task, s, d));
         }
 
         if (d.Mm != 0)
@@ -428,6 +496,62 @@ internal sealed class ProcessWalker
         int PidNumber(ulong pid) => pid == 0 ? 0 : _k.ReadI32(pid + (ulong)numbers.Offset + (ulong)nr.Offset, "pid->numbers[0].nr");
     }
 
+    /// <summary>
+    /// The signal sets as fs/proc/array.c task_sig() and collect_sigign_sigcatch() compute them, all under
+    /// lock_task_sighand(): a task without sighand (released by __exit_signal()) shows none.
+    /// </summary>
+    private void ReadSignals(byte[] task, byte[] signal, TaskData d)
+    {
+        if (_sighand is not { } sh)
+        {
+            return;
+        }
+
+        ulong sighand = _k.FieldPointer(task, sh);
+        d.HasSighand = sighand != 0;
+        if (sighand == 0)
+        {
+            return;
+        }
+
+        d.Pending = _pending is { } pending ? Sigset(task, pending) : 0;
+        d.Blocked = _blocked is { } blocked ? Sigset(task, blocked) : 0;
+        d.SharedPending = _sharedPending is { } shared ? Sigset(signal, shared) : 0;
+        if (_sighandAction is not { } action || _saHandler is not { } handler || _actionCount == 0)
+        {
+            return;
+        }
+
+        var actions = _k.ReadBytes(_k.AddressAdd(sighand, (ulong)action.Offset), _actionCount * _kSigactionSize, "sighand_struct.action");
+        for (int i = 0; i < _actionCount; i++)
+        {
+            // include/uapi/asm-generic/signal-defs.h: SIG_DFL is 0, SIG_IGN 1; anything else is a handler.
+            ulong h = _k.FieldPointer(actions, handler with { Offset = (i * _kSigactionSize) + handler.Offset });
+            if (h == 1)
+            {
+                d.Ignored |= 1UL << i;
+            }
+            else if (h != 0)
+            {
+                d.Caught |= 1UL << i;
+            }
+        }
+    }
+
+    /// <summary>A sigset_t: unsigned long sig[_NSIG_WORDS], signal n at bit n − 1 of the whole, word 0 lowest.</summary>
+    private ulong Sigset(byte[] data, FieldLayout set)
+    {
+        int word = _k.PointerSize;
+        int words = (int)Math.Clamp(set.Size > 0 ? set.Size / word : 8 / word, 1, 8 / word);
+        ulong value = 0;
+        for (int i = 0; i < words; i++)
+        {
+            value |= _k.FieldULong(data, set with { Offset = set.Offset + (i * word), Size = word, BitSize = 0 }) << (i * word * 8);
+        }
+
+        return value;
+    }
+
     private void ReadTty(ulong tty, TaskData d)
     {
         if (tty == 0)
@@ -451,6 +575,20 @@ internal sealed class ProcessWalker
 
                 // fs/proc/array.c prints new_encode_dev(): minor low byte, major, then the rest of minor.
                 d.TtyNumber = (min & 0xff) | (maj << 8) | ((min & ~0xffu) << 12);
+            }
+        }
+
+        // fs/proc/array.c do_task_stat(): tpgid is pid_nr_ns(tty_get_pgrp(tty)), 0 for a tty without a foreground
+        // group (−1, set when the task was read, without a tty).
+        if (_ttyPgrp is { } pgrp && _pidNumbers is { } numbers && _upidNr is { } nr)
+        {
+            ulong nrOffset = (ulong)(numbers.Offset + nr.Offset);
+            ulong p = _k.ReadPointer(_k.AddressAdd(tty, (ulong)pgrp.Offset), pgrp.Path);
+            d.TtyPgrp = p == 0 ? 0 : _k.ReadI32(_k.AddressAdd(p, nrOffset), "tty->pgrp->numbers[0].nr");
+            if (_ttySession is { } session)
+            {
+                ulong s = _k.ReadPointer(_k.AddressAdd(tty, (ulong)session.Offset), session.Path);
+                d.TtySession = s == 0 ? 0 : _k.ReadI32(_k.AddressAdd(s, nrOffset), "tty->session->numbers[0].nr");
             }
         }
     }
@@ -538,5 +676,21 @@ internal sealed class ProcessWalker
         public ulong EnvStart;
         public ulong EnvEnd;
         public ulong Pgd;
+        public int TtyPgrp = -1;
+        public int TtySession;
+        public bool HasSighand = true;
+        public ulong Pending;
+        public ulong SharedPending;
+        public ulong Blocked;
+        public ulong Ignored;
+        public ulong Caught;
+        public ulong MinFlt;
+        public ulong MajFlt;
+        public ulong SignalMinFlt;
+        public ulong SignalMajFlt;
+        public ulong SignalCminFlt;
+        public ulong SignalCmajFlt;
+        public ulong Files;
+        public ulong Stack;
     }
 }

@@ -309,6 +309,16 @@ public static class NativeToolchain
             lines.Add(string.Join(' ', "proc", p.GetProperty("pid").GetInt32(), p.GetProperty("ppid").GetInt32(), uid[0].GetUInt32(), uid[1].GetUInt32(),
                 p.GetProperty("kernelThread").GetBoolean() ? 1 : 0, Hex(Encoding.UTF8.GetBytes(p.GetProperty("comm").GetString()!)),
                 Hex(Convert.FromHexString(p.GetProperty("cmdlineHex").GetString()!)), Hex(Convert.FromHexString(p.GetProperty("environHex").GetString()!))));
+            // kinfo_proc's tty group, dispositions and fault counts, for the user processes asleep at the guest's
+            // snapshot (not the collector, which was reading /proc): they sleep on to the dump, so /proc's values hold
+            // (ProcessDetailTests says why). tsid is the session of a process with a tty, whose session it is.
+            if (TruthDetail.All(v).FirstOrDefault(d => d.Pid == p.GetProperty("pid").GetInt32()) is { State: 'S', KernelThread: false } detail &&
+                detail.Pid != truth.GetProperty("roles").GetProperty("collector").GetInt32())
+            {
+                lines.Add(string.Join(' ', "kinfo", detail.Pid, detail.Tpgid, detail.TtyNr != 0 ? detail.Sid : 0, $"0x{detail.SigIgn:x}", $"0x{detail.SigCgt:x}",
+                    detail.MinFlt, detail.CminFlt));
+            }
+
             if (p.GetProperty("numThreads").GetInt32() > 1)
             {
                 lines.Add($"threads {p.GetProperty("pid").GetInt32()} {p.GetProperty("numThreads").GetInt32()}");

@@ -38,6 +38,14 @@ public static class FakeKernelBtf
                 return id;
             }
 
+            // A typedef used by a member (sigset_t) is emitted on first use; its target is defined before.
+            if (FakeKernelLayout.Typedefs.FirstOrDefault(t => t.Name == type) is { Name: not null } typedef)
+            {
+                id = b.Typedef(typedef.Name, Resolve(typedef.Target));
+                ids[type] = id;
+                return id;
+            }
+
             int bracket = type.IndexOf('[', StringComparison.Ordinal);
             if (bracket > 0)
             {
@@ -61,7 +69,7 @@ public static class FakeKernelBtf
             ids[def.Name] = def.Union ? b.Union(name, size, members) : b.Struct(name, size, members);
         }
 
-        foreach (var (name, target) in FakeKernelLayout.Typedefs)
+        foreach (var (name, target) in FakeKernelLayout.Typedefs.Where(t => !ids.ContainsKey(t.Name)))
         {
             ids[name] = b.Typedef(name, Resolve(target));
         }

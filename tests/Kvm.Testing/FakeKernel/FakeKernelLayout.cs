@@ -66,6 +66,15 @@ public static class FakeKernelLayout
         S("kgid_t", 4, ("val", "uint", 0)),
         S("thread_info", 24, ("flags", "ulong", 0), ("syscall_work", "ulong", 8), ("status", "uint", 16), ("cpu", "uint", 20)),
         S("@task_threads", 32, ("thread_group", "list_head", 0), ("thread_node", "list_head", 16)),
+
+        // Signals: sigset_t is a typedef of an anonymous struct { unsigned long sig[_NSIG_WORDS]; } (one word on a
+        // 64-bit kernel); sa_handler is not first in struct sigaction and k_sigaction is longer than it (sparc's
+        // ka_restorer), so only a walker taking offsets and the array stride from BTF reads the right handlers.
+        S("@sigset", 8, ("sig", "ulong[1]", 0)),
+        S("sigpending", 24, ("list", "list_head", 0), ("signal", "sigset_t", 16)),
+        S("sigaction", 32, ("sa_flags", "ulong", 0), ("sa_handler", "*", 8), ("sa_restorer", "*", 16), ("sa_mask", "sigset_t", 24)),
+        S("k_sigaction", 40, ("sa", "sigaction", 0), ("ka_restorer", "*", 32)),
+        S("sighand_struct", 0xa20, ("siglock", "uint", 0), ("count", "atomic_t", 4), ("action", "k_sigaction[64]", 0x18)),
         new Def("task_struct", 0x900, false,
         [
             new("__state", "uint", 0x10),
@@ -92,10 +101,19 @@ public static class FakeKernelLayout
             new("stime", "u64", 0x458),
             new("start_time", "u64", 0x478),
             new("start_boottime", "u64", 0x480),
+            new("maj_flt", "ulong", 0x490),
+            new("min_flt", "ulong", 0x498),
             new("real_cred", "*", 0x5e8),
             new("cred", "*", 0x5f0),
             new("files", "*", 0x648),
             new("signal", "*", 0x668),
+            new("sighand", "*", 0x670),
+            new("blocked", "sigset_t", 0x678),
+            new("real_blocked", "sigset_t", 0x680),
+            new("pending", "sigpending", 0x688),
+            new("stack", "*", 0x6a8),
+
+            // comm stays the last member: a test cuts the structure in its middle.
             new("comm", "char[16]", 0x6c0),
         ]),
         S("cred", 0xa8, ("usage", "atomic_t", 0), ("gid", "kgid_t", 8), ("uid", "kuid_t", 12), ("sgid", "kgid_t", 16), ("suid", "kuid_t", 20),
@@ -103,9 +121,13 @@ public static class FakeKernelLayout
         S("upid", 16, ("nr", "int", 8), ("ns", "*", 0)),
         S("pid", 0x70, ("count", "atomic_t", 0), ("level", "uint", 4), ("tasks", "list_head[4]", 8), ("numbers", "upid[1]", 0x58)),
         S("signal_struct", 0x400, ("sigcnt", "atomic_t", 0), ("live", "atomic_t", 4), ("nr_threads", "int", 0x14), ("thread_head", "list_head", 0x28),
-            ("utime", "u64", 0x120), ("stime", "u64", 0x128), ("pids", "*[4]", 0x170), ("tty", "*", 0x198)),
+            ("shared_pending", "sigpending", 0x40), ("utime", "u64", 0x120), ("stime", "u64", 0x128), ("pids", "*[4]", 0x170), ("tty", "*", 0x198),
+            ("cmin_flt", "ulong", 0x300), ("min_flt", "ulong", 0x308), ("cmaj_flt", "ulong", 0x310), ("maj_flt", "ulong", 0x318)),
         S("tty_driver", 0x90, ("magic", "int", 0), ("name", "*", 0x18), ("minor_start", "int", 0x2c), ("major", "int", 0x34)),
-        S("tty_struct", 0x2b0, ("magic", "int", 0), ("driver", "*", 0x18), ("index", "int", 0x30), ("name", "char[64]", 0x180)),
+
+        // 5.14+: the foreground group and session in an anonymous struct member, ctrl (session before pgrp here).
+        S("@tty_ctrl", 0x20, ("lock", "uint", 0), ("session", "*", 8), ("pgrp", "*", 0x10), ("pktstatus", "u8", 0x18)),
+        S("tty_struct", 0x2b0, ("magic", "int", 0), ("driver", "*", 0x18), ("index", "int", 0x30), ("name", "char[64]", 0x180), ("ctrl", "@tty_ctrl", 0x200)),
         S("mm_rss_stat", 32, ("count", "atomic_long_t[4]", 0)),
 
         // Linux 6.2+ replaced mm_rss_stat with percpu_counter rss_stat[NR_MM_COUNTERS] (FakeKernelBtf can switch).
@@ -164,7 +186,7 @@ public static class FakeKernelLayout
     /// <summary>Typedefs: name → target.</summary>
     public static readonly IReadOnlyList<(string Name, string Target)> Typedefs =
     [
-        ("pid_t", "int"), ("seqcount_t", "seqcount"), ("seqcount_raw_spinlock_t", "seqcount_raw_spinlock"), ("loff_t", "long"), ("ktime_t", "long"),
+        ("pid_t", "int"), ("sigset_t", "@sigset"), ("seqcount_t", "seqcount"), ("seqcount_raw_spinlock_t", "seqcount_raw_spinlock"), ("loff_t", "long"), ("ktime_t", "long"),
     ];
 
     private static readonly Dictionary<string, Def> ByName = Defs.ToDictionary(d => d.Name);

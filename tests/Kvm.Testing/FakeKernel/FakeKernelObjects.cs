@@ -270,6 +270,74 @@ public sealed class FakeKernelObjects
         return s;
     }
 
+    /// <summary>Points the tty's foreground process group and session (<c>tty_struct.ctrl</c>) at struct pids (0: none).</summary>
+    public void SetTtyGroups(ulong tty, ulong pgrpPid, ulong sessionPid)
+    {
+        Set(tty, "tty_struct.ctrl.pgrp", pgrpPid);
+        Set(tty, "tty_struct.ctrl.session", sessionPid);
+    }
+
+    /// <summary>
+    /// A sighand_struct whose actions are SIG_DFL (0) but those given: a handler of 1 is SIG_IGN, anything else a
+    /// function. Every action's sa_flags and ka_restorer are non-zero, so a walker reading the wrong member or stride
+    /// sees handlers that are not there.
+    /// </summary>
+    public ulong NewSighand(params (int Signal, ulong Handler)[] actions)
+    {
+        ulong sh = Alloc(L.SizeOf("sighand_struct"));
+        Set(sh, "sighand_struct.count", 1, 4);
+        ulong first = sh + Off("sighand_struct.action");
+        ulong stride = (ulong)L.SizeOf("k_sigaction");
+        for (ulong i = 0; i < 64; i++)
+        {
+            Set(first + (i * stride), "k_sigaction.sa.sa_flags", 0x04000000);
+            Set(first + (i * stride), "k_sigaction.ka_restorer", 0x7f00_0000_1000);
+        }
+
+        foreach (var (signal, handler) in actions)
+        {
+            Set(first + ((ulong)(signal - 1) * stride), "k_sigaction.sa.sa_handler", handler);
+        }
+
+        return sh;
+    }
+
+    /// <summary>Sets a task's sighand, its own pending signals and its blocked mask (real_blocked gets a different value).</summary>
+    public void SetSignals(ulong task, ulong sighand, ulong pending = 0, ulong blocked = 0)
+    {
+        Set(task, "task_struct.sighand", sighand);
+        Set(task, "task_struct.pending.signal", pending);
+        ListInit(task + Off("task_struct.pending.list"));
+        Set(task, "task_struct.blocked", blocked);
+        Set(task, "task_struct.real_blocked", ~blocked);
+    }
+
+    /// <summary>Sets the signals pending for the whole process (<c>signal_struct.shared_pending.signal</c>).</summary>
+    public void SetSharedPending(ulong signal, ulong pending)
+    {
+        Set(signal, "signal_struct.shared_pending.signal", pending);
+        ListInit(signal + Off("signal_struct.shared_pending.list"));
+    }
+
+    /// <summary>Sets a task's own fault counters.</summary>
+    public void SetFaults(ulong task, ulong minFlt, ulong majFlt)
+    {
+        Set(task, "task_struct.min_flt", minFlt);
+        Set(task, "task_struct.maj_flt", majFlt);
+    }
+
+    /// <summary>Sets a process's fault counters: its dead threads' and its waited-for children's.</summary>
+    public void SetProcessFaults(ulong signal, ulong minFlt, ulong majFlt, ulong cminFlt, ulong cmajFlt)
+    {
+        Set(signal, "signal_struct.min_flt", minFlt);
+        Set(signal, "signal_struct.maj_flt", majFlt);
+        Set(signal, "signal_struct.cmin_flt", cminFlt);
+        Set(signal, "signal_struct.cmaj_flt", cmajFlt);
+    }
+
+    /// <summary>The struct pid a signal_struct's <c>pids[type]</c> points at (type: a <see cref="FakeKernelLayout"/> PidType value).</summary>
+    public ulong SignalPid(ulong signal, int type) => ReadU64(signal + Off("signal_struct.pids") + (ulong)(type * 8));
+
     /// <summary>Creates a task_struct (not yet on any list).</summary>
     public ulong NewTask(int pid, int tgid, string comm, ulong realParent, uint state = 0, int exitState = 0, uint flags = 0, int prio = 120, int staticPrio = 120,
         int cpu = 0, ulong cred = 0, ulong signal = 0, ulong mm = 0, ulong files = 0, ulong utime = 0, ulong stime = 0, ulong startBoottime = 0)

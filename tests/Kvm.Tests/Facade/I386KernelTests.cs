@@ -123,6 +123,28 @@ public sealed class I386KernelTests
         Assert.All(log.Records, r => Assert.Equal(6, r.Level));
     }
 
+    [Theory]
+    [MemberData(nameof(Modes))]
+    public void SignalsAndFaults_TwoWordSigsetsAnd32BitCounters(bool pae)
+    {
+        var k = new FakeI386Kernel(pae);
+        using var core = new TempFile(k.ToElf());
+        using var map = new TempFile(k.SystemMap);
+        using var image = KernelImage.Open(core.Path, new KernelImageOptions { Namelists = [map.Path] });
+
+        var sh = image.FindProcess(42)!;
+
+        // sigset_t is unsigned long sig[2]: signal 33 is bit 0 of the second word, signal 64 its top bit.
+        Assert.Equal((1UL, 1UL << 32), (sh.IgnoredSignals, sh.CaughtSignals));
+        Assert.Equal(0x8000_0000_0000_0001UL, sh.BlockedSignals);
+        Assert.Equal((1UL << 32, 1UL << 14), (sh.PendingSignals, sh.SharedPendingSignals));
+
+        // unsigned long counters are 4 bytes: min_flt is not read together with the maj_flt after it.
+        Assert.Equal((40UL + 7, 2UL + 1, 300UL, 4UL), (sh.MinorFaults, sh.MajorFaults, sh.ChildMinorFaults, sh.ChildMajorFaults));
+        Assert.Equal((FakeI386Kernel.ShStack, FakeI386Kernel.ShFiles), ((uint)sh.KernelStackAddress, (uint)sh.FilesAddress));
+        Assert.Equal(-1, sh.TtyProcessGroupId);
+    }
+
     [Fact]
     public void LoadAverage_And_PerCpuOffsets_Are32Bit()
     {

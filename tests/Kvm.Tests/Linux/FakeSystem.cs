@@ -17,6 +17,18 @@ namespace Kvm.Tests.Linux;
 /// 300  100  100 100  defunct       Z         1000/1000  100/100    pts300  zombie
 /// 400  100  400 100  vim           T         1000/1000  100/100    pts300  stopped
 /// </code>
+/// Controlling terminal pts300: foreground group 200, session 100. Signals (bit n − 1 = signal n) and faults:
+/// <code>
+/// pid  ignored      caught        pending (own / shared)  blocked  min/maj faults (task; dead threads; children)
+///   1  3            2, 17         -                       -        177/3; 10/1; 715/2
+///   2  1-64         -             -                       -        -
+/// 100  3, 20        2, 17, 33     -                       -        -
+/// 200  13, 64       15, 33        - / 15                  10, 64   100/1; 1000/10; 5/6
+/// 201  (200's sighand)            10 / 15                 -        20/2
+/// 202  (200's sighand)            - / 15                  1        3/0
+/// 300  no sighand (a released task): /proc shows no signals and no process faults, though some are written
+/// </code>
+/// Others: SIG_DFL everywhere, nothing pending, no faults.
 /// CPUs 0-3, CPU 2 offline. CPU times in nanoseconds (NO_HZ active; the monotonic clock is <see cref="MonotonicNow"/>):
 /// <code>
 /// cpu  user          nice     system      idle (cpustat)  iowait  irq     softirq  steal    guest   guest_nice  tick_cpu_sched
@@ -36,7 +48,8 @@ public sealed class FakeSystem
     public const ulong PythonEnvStart = 0x7ffe_0000_0ff0;
     public const ulong SwapOffset = 0x1234;
     public const uint PipeInode = 12345;
-    public const uint TtyNr = 0x10882c; // new_encode_dev(MKDEV(136, 300)): (300 & 0xff) | 136 << 8 | (300 & ~0xff) << 12
+    public const uint TtyNr = 0x10882c;
+    public const ulong BashStack = 0xffff_c900_0012_0000; // new_encode_dev(MKDEV(136, 300)): (300 & 0xff) | 136 << 8 | (300 & ~0xff) << 12
 
     // tkr_mono.base: CLOCK_MONOTONIC at the dump, 12345.6789 s (uptime adds offs_boot's 5 s).
     public const long MonotonicNow = 12_345_678_900_000;
@@ -83,7 +96,7 @@ public sealed class FakeSystem
         ulong tmpMnt = k.NewMount(tmpfs, tmpRoot, rootMnt, tmpDir);
         ulong pipeMnt = k.NewMount(pipefs, pipeRoot);
 
-        ulong bashFiles = k.NewFiles(
+        ulong bashFiles = BashFiles = k.NewFiles(
             128,
             (0, k.NewFile(rootMnt, devNull, 0x8000, 0), false),
             (1, k.NewFile(tmpMnt, buildLog, 0x8401, 4096), false),
@@ -139,6 +152,35 @@ public sealed class FakeSystem
         Zombie = k.NewTask(300, 300, "defunct", Bash, state: 0x80, exitState: 0x20, flags: FakeKernelObjects.PfExiting, cred: user, signal: Signal(1, 300, 100, 100, tty: pts));
         Vim = k.NewTask(400, 400, "vim", Bash, state: 4, cred: user, signal: Signal(1, 400, 400, 100, tty: pts));
 
+        // Signals and faults (see the table above): SIG_IGN is 1, any other non-zero value a handler.
+        const ulong ign = 1, handler = 0x40_1000;
+        k.SetTtyGroups(pts, k.SignalPid(pySignal, FakeKernelLayout.PidTypePgid), k.SignalPid(bashSignal, FakeKernelLayout.PidTypeSid));
+        ulong dfl = k.NewSighand();
+        foreach (ulong t in new[] { k.InitTask, Kworker, Vim })
+        {
+            k.SetSignals(t, dfl);
+        }
+
+        k.SetSignals(Systemd, k.NewSighand((3, ign), (2, handler), (17, handler)));
+        k.SetFaults(Systemd, 177, 3);
+        k.SetProcessFaults(k.ReadU64(Systemd + FakeKernelObjects.Off("task_struct.signal")), 10, 1, 715, 2);
+        k.SetSignals(Kthreadd, k.NewSighand(Enumerable.Range(1, 64).Select(n => (n, ign)).ToArray()));
+        k.SetSignals(Bash, k.NewSighand((3, ign), (20, ign), (2, handler), (17, handler + 0x10), (33, handler + 0x20)));
+        k.Set(Bash, "task_struct.stack", BashStack);
+        ulong pySighand = k.NewSighand((13, ign), (64, ign), (15, handler), (33, handler));
+        k.SetSignals(Python, pySighand, blocked: (1UL << 9) | (1UL << 63));
+        k.SetSignals(Thread201, pySighand, pending: 1UL << 9);
+        k.SetSignals(Thread202, pySighand, blocked: 1);
+        k.SetSharedPending(pySignal, 1UL << 14);
+        k.SetFaults(Python, 100, 1);
+        k.SetFaults(Thread201, 20, 2);
+        k.SetFaults(Thread202, 3, 0);
+        k.SetProcessFaults(pySignal, 1000, 10, 5, 6);
+        ulong zombieSignal = k.ReadU64(Zombie + FakeKernelObjects.Off("task_struct.signal"));
+        k.SetSignals(Zombie, 0, pending: 1UL << 8);
+        k.SetFaults(Zombie, 50, 5);
+        k.SetProcessFaults(zombieSignal, 60, 6, 70, 7);
+
         beforeLinking?.Invoke(k);
         foreach (ulong t in new[] { Systemd, Kthreadd, Kworker, Bash, Python, Zombie, Vim })
         {
@@ -193,6 +235,9 @@ public sealed class FakeSystem
     public ulong Zombie { get; }
 
     public ulong Vim { get; }
+
+    /// <summary>bash's files_struct (task_struct.files).</summary>
+    public ulong BashFiles { get; }
 
     public ulong SwapFile { get; }
 

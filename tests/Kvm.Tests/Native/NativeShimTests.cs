@@ -280,6 +280,48 @@ public sealed unsafe class NativeShimTests : IClassFixture<NativeFakeSystemFixtu
     }
 
     [Fact]
+    public void GetProcs_TtyGroupsSignalsFaultsAndKernelAddresses()
+    {
+        nint kd = OpenFake();
+        try
+        {
+            var entries = NativeShim.GetProcs(kd, KernProcProc, 0, out _, out _)!.ToDictionary(e => e.Pid);
+
+            // ki_tpgid / ki_tsid: pts300's foreground group 200 and session 100; −1 and 0 without a terminal.
+            Assert.Equal((200, 100), (entries[100].TtyProcessGroupId, entries[100].TtySessionId));
+            Assert.Equal((-1, 0), (entries[1].TtyProcessGroupId, entries[1].TtySessionId));
+
+            // Linux signal n at bit n − 1 of FreeBSD's __bits[4]: python3 has 15 pending for the process (its own set
+            // is empty), blocks 10 and 64, ignores 13 and 64, catches 15 and 33.
+            var python = entries[200];
+            Assert.Equal([0x4000u, 0u, 0u, 0u], Bits(python.SignalsPending));
+            Assert.Equal([0x200u, 0x8000_0000u, 0u, 0u], Bits(python.SignalMask));
+            Assert.Equal([0x1000u, 0x8000_0000u, 0u, 0u], Bits(python.SignalsIgnored));
+            Assert.Equal([0x4000u, 1u, 0u, 0u], Bits(python.SignalsCaught));
+            Assert.Equal([0xffff_ffffu, 0xffff_ffffu, 0u, 0u], Bits(entries[2].SignalsIgnored));
+
+            // ru_minflt/ru_majflt as /proc/PID/stat: dead threads' plus every live thread's; the children's from the signal.
+            Assert.Equal((1123L, 13L), (python.Usage.MinorFaults, python.Usage.MajorFaults));
+            Assert.Equal((5L, 6L), (python.ChildUsage.MinorFaults, python.ChildUsage.MajorFaults));
+            Assert.Equal((187L, 4L, 715L, 2L), (entries[1].Usage.MinorFaults, entries[1].Usage.MajorFaults, entries[1].ChildUsage.MinorFaults, entries[1].ChildUsage.MajorFaults));
+
+            // ki_fd and ki_kstack are the kernel's pointers, as FreeBSD's are; ki_wchan stays 0.
+            Assert.Equal((_f.System.BashFiles, FakeSystem.BashStack), (entries[100].FileDescriptors, entries[100].KernelStack));
+            Assert.All(entries.Values, e => Assert.Equal(0UL, e.WaitChannel));
+
+            // A thread's entry: its own pending set with the process's, its own mask and faults.
+            var thread201 = NativeShim.GetProcs(kd, KernProcAll, 0, out _, out _)!.Single(e => e.ThreadId == 201);
+            Assert.Equal([0x4200u, 0u, 0u, 0u], Bits(thread201.SignalsPending));
+            Assert.Equal([0u, 0u, 0u, 0u], Bits(thread201.SignalMask));
+            Assert.Equal((20L, 2L), (thread201.Usage.MinorFaults, thread201.Usage.MajorFaults));
+        }
+        finally
+        {
+            NativeShim.Close(kd);
+        }
+    }
+
+    [Fact]
     public void GetProcs_All_OneEntryPerThreadNamedAfterItsProcess()
     {
         nint kd = OpenFake();
@@ -637,6 +679,8 @@ public sealed unsafe class NativeShimTests : IClassFixture<NativeFakeSystemFixtu
     }
 
     private static string Comm(KinfoProc e) => NativeShim.Text(e.Command);
+
+    private static uint[] Bits(KvmSigset set) => [set.Bits[0], set.Bits[1], set.Bits[2], set.Bits[3]];
 
     private static string[] Names(KvmSwap* rows, int count) =>
         Enumerable.Range(0, count).Select(i => NativeShim.Text(rows[i].DevName)).ToArray();
