@@ -40,6 +40,10 @@ public sealed class FreeBsdI386Kernel
     public const ulong AllCpusAddress = DataAddress + 0x34;
     public const ulong CpuidToPcpuAddress = DataAddress + 0x38;
     public const ulong IdlePtdAddress = CpuidToPcpuAddress + (MaxCpu * 4);
+    public const ulong StathzAddress = IdlePtdAddress + 4;
+
+    /// <summary>sys/kern/kern_clock.c <c>stathz</c>.</summary>
+    public const int StatHz = 127;
 
     public const ulong ProcessArea = KernBase + 0x600000;
     public const ulong SystemArea = KernBase + 0x700000;
@@ -137,6 +141,7 @@ public sealed class FreeBsdI386Kernel
             ("allproc", AllprocAddress), ("msgbufp", MsgbufpAddress), ("averunnable", AverunnableAddress),
             ("mp_ncpus", MpNcpusAddress), ("mp_maxid", MpMaxidAddress), ("mp_maxcpus", MpMaxcpusAddress), ("all_cpus", AllCpusAddress),
             ("cpuid_to_pcpu", CpuidToPcpuAddress), ("time_uptime", TimeUptimeAddress), ("time_second", TimeSecondAddress),
+            ("stathz", StathzAddress),
         })
         {
             elf.AddSymbol(name, address, ElfExecutableBuilder.Data, type: ElfExecutableBuilder.SttObject);
@@ -289,7 +294,16 @@ public sealed class FreeBsdI386Kernel
             U32(pcpu, (uint)current);
             U32(pcpu + 36, (uint)cpu);
             U32(pcpu + 92, (uint)FreeBsdSystemState.Dynamic(cpu));
+
+            // pc_cp_time: CPUSTATES 32-bit longs, packed.
+            var ticks = FreeBsdPerCpu.CpTime(cpu);
+            for (int state = 0; state < ticks.Length; state++)
+            {
+                U32(pcpu + 48 + ((ulong)state * 4), checked((uint)ticks[state]));
+            }
         }
+
+        U32(StathzAddress, StatHz);
 
         U32(AllCpusAddress, allCpus);
 

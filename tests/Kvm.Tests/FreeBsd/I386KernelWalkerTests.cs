@@ -236,6 +236,19 @@ public sealed unsafe class I386KernelWalkerTests
         }
     }
 
+    [Fact]
+    public void CpuTimes_AreEachCpusPcCpTimeOfThirtyTwoBitLongs()
+    {
+        using var o = new Opened(pae: false);
+        var times = o.Image.GetCpuTimes();
+
+        Assert.Equal(FreeBsdI386Kernel.StatHz, times.StatClockHz);
+        Assert.Equal(FreeBsdPerCpu.CpTime(0), times.Cpus[0].ToCpuStates());
+        Assert.Equal(FreeBsdPerCpu.CpTime(1), times.Cpus[1].ToCpuStates());
+        Assert.Equal(new long[5], times.Cpus[2].ToCpuStates());
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => FreeBsdPerCpu.CpTime(0)[i] + FreeBsdPerCpu.CpTime(1)[i]), times.Total.ToCpuStates());
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
