@@ -52,6 +52,8 @@ internal sealed class FreeBsdSystemWalker
     /// </summary>
     public KernelClock Clock()
     {
+        // time_t is 64 bits on every FreeBSD architecture but i386 (sys/i386/include/_types.h: typedef __int32_t
+        // __time_t), the only 4-byte-pointer one read here: the pointer size stands in when the CTF lacks time_t.
         int timeSize = _k.IntegerSize("time_t", _k.PointerSize);
         ulong uptimeAddress = _k.RequireSymbol("time_uptime");
         long seconds = _k.ReadInteger(uptimeAddress, timeSize, signed: true);
