@@ -6,8 +6,8 @@ namespace Kvm.Testing.FreeBsd;
 /// A small FreeBSD/i386 kernel in physical memory: the kernel image loaded at physical 4 MiB and mapped at
 /// <c>KERNBASE</c> + 4 MiB with large pages (4 MiB without PAE, 2 MiB with), <c>IdlePTD</c> or <c>IdlePDPT</c> holding
 /// the page directory's physical address, and in it <c>allproc</c> with its processes (<see cref="FreeBsdProcessTable"/>
-/// with 4-byte pointers), the message buffer, the load average, two CPUs and the clocks, laid out as FreeBSD 14 lays
-/// them out on i386 — an ILP32 kernel whose <c>time_t</c> is 32 bits (sys/i386/include/_types.h:
+/// with 4-byte pointers, in that builder's own packed layout), and the message buffer, the load average, two CPUs and
+/// the clocks laid out as FreeBSD 14 lays them out on i386 — an ILP32 kernel whose <c>time_t</c> is 32 bits (sys/i386/include/_types.h:
 /// <c>typedef __int32_t __time_t</c>, <c>typedef __uint32_t __uintptr_t</c>, <c>typedef long long __int64_t</c>) —
 /// with the CTF describing it all. It makes minidumps (PAE or not), a full dump and the kernel's ELF32 (EM_386).
 /// The values come from a <see cref="FreeBsdSystemState"/>, the tests' specification; only its layout is i386's here.
