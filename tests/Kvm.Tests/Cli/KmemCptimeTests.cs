@@ -1,37 +1,11 @@
 using System.Text.Json;
-using Kvm.Cli;
-using Kvm.Testing;
 using Kvm.Tests.Linux;
 
 namespace Kvm.Tests.Cli;
 
 /// <summary><c>kmem cptime</c> on <see cref="FakeSystem"/>: /proc/stat's lines, cp_time and the JSON keys.</summary>
-public sealed class KmemCptimeTests : IDisposable
+public sealed class KmemCptimeTests : FakeSystemKmemTests
 {
-    private readonly TempFile _elf;
-    private readonly TempFile _map;
-
-    public KmemCptimeTests()
-    {
-        var sys = new FakeSystem();
-        _elf = new TempFile(sys.K.ToElf());
-        _map = new TempFile(sys.K.SystemMap);
-    }
-
-    public void Dispose()
-    {
-        _elf.Dispose();
-        _map.Dispose();
-    }
-
-    private (int Exit, string Out, string Err) Run(params string[] command)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int exit = Program.Run([.. new[] { "-M", _elf.Path, "-N", _map.Path }, .. command], output, error);
-        return (exit, output.ToString(), error.ToString());
-    }
-
     [Fact]
     public void Text_IsProcStatsLinesForOnlineCpus_ThenCpTime()
     {
