@@ -147,7 +147,9 @@ public sealed class NativeAbiTests
         var version = NativeToolchain.Run("pkg-config", ["--modversion", "libkvm"], environment: environment);
         Assert.True(File.Exists(Path.Combine(prefix, "lib", $"libkvm.so.{version.Stdout.Trim()}")), $"pkg-config --modversion says {version.Stdout.Trim()}, but there is no libkvm.so.{version.Stdout.Trim()}");
 
+        // This test may run before any other has compiled a program into bin/ (a fresh clone): make it here.
         string output = Path.Combine(NativeToolchain.WorkDirectory, "bin", "pkgconfig_hello");
+        Directory.CreateDirectory(Path.GetDirectoryName(output)!);
         string source = Path.Combine(NativeToolchain.SourceDirectory, "pkgconfig_hello.c");
         string[] args = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-o", output, source, .. flags.Stdout.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
         var cc = NativeToolchain.Run(NativeToolchain.Compiler!, args);
