@@ -125,7 +125,7 @@ internal sealed class Arm64PageTable : IPageTable
 
         ulong lowerEnd = (1UL << Format.VirtualAddressBits) - 1;
         ulong upperBase = ulong.MaxValue << Format.VirtualAddressBits;
-        var budget = new TableBudget(root, maxTables);
+        var budget = new TableWalkBudget(root, maxTables);
         if (first <= lowerEnd)
         {
             foreach (var m in EnumerateHalf(root, 0, first, Math.Min(last, lowerEnd), budget))
@@ -180,7 +180,7 @@ internal sealed class Arm64PageTable : IPageTable
     /// The walk of one half: <paramref name="halfBase"/> is the address of the top table's entry 0 (0 for TTBR0, all
     /// ones above VA_BITS for TTBR1), whose top table <see cref="RootFor"/> chooses.
     /// </summary>
-    private IEnumerable<PageMapping> EnumerateHalf(ulong root, ulong halfBase, ulong first, ulong last, TableBudget budget)
+    private IEnumerable<PageMapping> EnumerateHalf(ulong root, ulong halfBase, ulong first, ulong last, TableWalkBudget budget)
     {
         int levels = Levels;
         var tables = new ulong[levels][];
@@ -345,20 +345,5 @@ internal sealed class Arm64PageTable : IPageTable
 
         fault = new TranslationFault(va, TranslationFaultKind.NoMethod, null, 0, 0, 0);
         return false;
-    }
-
-    /// <summary>The tables one enumeration may still descend into, shared by its two halves.</summary>
-    private sealed class TableBudget(ulong root, int maxTables)
-    {
-        private int _visited;
-
-        /// <summary>Counts one more table; more than the limit means the tables are corrupt or loop.</summary>
-        public void Descend()
-        {
-            if (++_visited > maxTables)
-            {
-                throw new CorruptImageException($"page-table walk from root 0x{root:x}: more than {maxTables} tables (KvmLimits.MaxPageTableWalkTables); the tables are corrupt or loop");
-            }
-        }
     }
 }

@@ -174,7 +174,8 @@ internal sealed class X86PageTable : IPageTable
             yield break;
         }
 
-        int visited = 1;
+        var budget = new TableWalkBudget(root, maxTables);
+        budget.Descend();
         tables[0] = top;
         tableAddresses[0] = rootTable;
         writable[0] = executable[0] = user[0] = true;
@@ -230,10 +231,7 @@ internal sealed class X86PageTable : IPageTable
                 continue;
             }
 
-            if (++visited > maxTables)
-            {
-                throw new CorruptImageException($"page-table walk from root 0x{root:x}: more than {maxTables} tables (KvmLimits.MaxPageTableWalkTables); the tables are corrupt or loop");
-            }
+            budget.Descend();
 
             var entries = _tables.Read(child, _levels[level + 1].Entries, EntrySize, cache: false);
             if (entries is null)
